@@ -16,6 +16,7 @@
  * ```ts
  * import { ConnStreams } from "@x/sock/conn-streams";
  * import { UpperCaseStream } from "@x/sock/services";
+ * import assert from "node:assert/strict";
  *
  * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * const served = listener.accept().then((conn) => {
@@ -34,7 +35,7 @@
  * const answer = await new Response(client.readable).text();
  * await served;
  * await client.closed;
- * console.log(answer); // "HELLO"
+ * assert.equal(answer, "HELLO");
  * ```
  *
  * @module
@@ -82,6 +83,7 @@ const MIN_READ = 4096;
  * @example Echo one connection, answering after the peer's half-close
  * ```ts
  * import { ConnStreams } from "@x/sock/conn-streams";
+ * import assert from "node:assert/strict";
  *
  * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * const served = listener.accept().then((conn) => {
@@ -97,7 +99,8 @@ const MIN_READ = 4096;
  * await writer.close(); // FIN: the server still answers
  * const echoed = await new Response(client.readable).text();
  * await Promise.all([served, client.closed]);
- * console.log(echoed, client.bytesRead); // "ping" 4
+ * assert.equal(echoed, "ping");
+ * assert.equal(client.bytesRead, 4);
  * ```
  */
 export class ConnStreams implements Disposable {

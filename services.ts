@@ -5,13 +5,14 @@
  *
  * ```ts
  * import { UpperCaseStream } from "@x/sock/services";
+ * import assert from "node:assert/strict";
  *
  * const text = await new Response(
  *   ReadableStream.from(["héllo, ", "wörld"])
  *     .pipeThrough(new TextEncoderStream())
  *     .pipeThrough(new UpperCaseStream()),
  * ).text();
- * console.log(text); // "HéLLO, WöRLD"
+ * assert.equal(text, "HéLLO, WöRLD");
  * ```
  *
  * @module
@@ -51,6 +52,7 @@ export class UpperCaseStream extends TransformStream<Uint8Array, Uint8Array> {
  * ```ts
  * import { EchoStream } from "@x/sock/services";
  * import { ConnStreams } from "@x/sock/conn-streams";
+ * import assert from "node:assert/strict";
  *
  * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * const served = listener.accept().then((conn) => {
@@ -62,7 +64,8 @@ export class UpperCaseStream extends TransformStream<Uint8Array, Uint8Array> {
  * );
  * await ReadableStream.from([new Uint8Array([1, 2, 3])])
  *   .pipeTo(client.writable);
- * console.log(await new Response(client.readable).bytes()); // Uint8Array(3) [1, 2, 3]
+ * const echoed = await new Response(client.readable).bytes();
+ * assert.deepEqual(echoed, new Uint8Array([1, 2, 3]));
  * await served;
  * ```
  */
@@ -74,8 +77,21 @@ export class EchoStream extends TransformStream<Uint8Array, Uint8Array> {
 }
 
 /**
- * Returns `bytes` with ASCII `a`-`z` upper-cased: the same array when there
- * is nothing to change, a new one otherwise.
+ * Upper-cases the ASCII letters `a` to `z` in `bytes`, the byte-level work of
+ * {@linkcode UpperCaseStream}.
+ *
+ * @param bytes The input; never modified.
+ * @returns `bytes` itself when it holds no lower-case ASCII letter, a changed
+ * copy otherwise.
+ *
+ * @example Upper-case a UTF-8 string's bytes
+ * ```ts
+ * import { upperCase } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = upperCase(new TextEncoder().encode("ça va"));
+ * assert.equal(new TextDecoder().decode(bytes), "çA VA");
+ * ```
  */
 export function upperCase(bytes: Uint8Array): Uint8Array {
   const length = bytes.length;
