@@ -1,0 +1,168 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../", import.meta.url));
+const encoder = new TextEncoder();
+
+/** A running example program, with its stdout read line by line. */
+class Example implements AsyncDisposable {
+  readonly child: Deno.ChildProcess;
+  #lines: AsyncIterator<string>;
+  readonly seen: string[] = [];
+
+  constructor(name: string, args: string[] = []) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-N", `examples/${name}`, ...args],
+      cwd: root,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#lines = this.child.stdout
+      .pipeThrough(new TextDecoderStream())
+      .pipeThrough(new LineSplitter())[Symbol.asyncIterator]();
+  }
+
+  /** Reads lines until one matches, and returns its match. */
+  async waitFor(pattern: RegExp): Promise<RegExpMatchArray> {
+    while (true) {
+      const { done, value } = await this.#lines.next();
+      if (done) {
+        throw new Error(
+          `Example ended before printing ${pattern}: saw ${
+            JSON.stringify(this.seen)
+          }`,
+        );
+      }
+      this.seen.push(value);
+      const match = value.match(pattern);
+      if (match) return match;
+    }
+  }
+
+  /** Reads the rest of stdout. */
+  async rest(): Promise<string[]> {
+    while (true) {
+      const { done, value } = await this.#lines.next();
+      if (done) return this.seen;
+      this.seen.push(value);
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch { /* ended already */ }
+    await this.rest();
+    await this.child.status;
+  }
+}
+
+/** Splits text into lines (without the "\n"). */
+class LineSplitter extends TransformStream<string, string> {
+  constructor() {
+    let pending = "";
+    super({
+      transform(chunk, controller) {
+        const parts = (pending + chunk).split("\n");
+        pending = parts.pop()!;
+        for (const line of parts) controller.enqueue(line);
+      },
+      flush(controller) {
+        if (pending) controller.enqueue(pending);
+      },
+    });
+  }
+}
+
+/** Sends `text`, half-closes, and returns everything the server answers. */
+async function ask(port: number, text: string): Promise<string> {
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(encoder.encode(text));
+  await conn.closeWrite();
+  const buffer = new Uint8Array(4096);
+  let answer = "";
+  const decoder = new TextDecoder();
+  for (let n; (n = await conn.read(buffer)) !== null;) {
+    answer += decoder.decode(buffer.subarray(0, n), { stream: true });
+  }
+  return answer;
+}
+
+/**
+ * Tries to talk to a server that is shutting down: its listener is closed,
+ * though the kernel may still complete a handshake until the socket is
+ * released, and then end the connection unanswered.
+ */
+async function askLate(port: number): Promise<string> {
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionRefused) return "not served";
+    throw error;
+  }
+  try {
+    await conn.write(encoder.encode("late"));
+    await conn.closeWrite();
+    const n = await conn.read(new Uint8Array(16));
+    return n === null ? "not served" : `served ${n} bytes`;
+  } catch (error) {
+    if (
+      error instanceof Deno.errors.ConnectionReset ||
+      error instanceof Deno.errors.BrokenPipe
+    ) return "not served";
+    throw error;
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("examples/upper_server.ts upper-cases what a client sends", async () => {
+  await using server = new Example("upper_server.ts", ["0"]);
+  const [, port] = await server.waitFor(/^Listening on 127\.0\.0\.1:(\d+)$/);
+  assert.equal(await ask(Number(port), "hello, wörld"), "HELLO, WöRLD");
+});
+
+Deno.test("examples/echo_server.ts serves many clients at once and logs them", async () => {
+  await using server = new Example("echo_server.ts", ["0"]);
+  const [, port] = await server.waitFor(/^Echo server on 127\.0\.0\.1:(\d+)$/);
+  const texts = Array.from({ length: 20 }, (_, i) => `client ${i}\n`.repeat(i));
+  const answers = await Promise.all(texts.map((t) => ask(Number(port), t)));
+  assert.deepEqual(answers, texts);
+  for (let i = 0; i < texts.length; i++) {
+    await server.waitFor(/ out: \d+ bytes in, \d+ bytes out, /);
+  }
+  const out = server.seen.filter((line) => line.includes(" out: "));
+  const totals = out.map((line) => Number(line.match(/(\d+) bytes in/)![1]));
+  assert.deepEqual(
+    totals.sort((a, b) => a - b),
+    texts.map((t) => t.length).sort((a, b) => a - b),
+  );
+});
+
+Deno.test("examples/graceful_server.ts finishes an open connection on SIGINT and exits 0", async () => {
+  await using server = new Example("graceful_server.ts", ["0"]);
+  const [, port] = await server.waitFor(/^Listening on 127\.0\.0\.1:(\d+);/);
+  // A client is mid-conversation when Ctrl-C arrives.
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: +port });
+  await conn.write(encoder.encode("first part, "));
+  const buffer = new Uint8Array(64);
+  assert.equal(await conn.read(buffer), 12); // connected and served
+  server.child.kill("SIGINT");
+  await server.waitFor(/^SIGINT: no new clients; finishing open connections$/);
+  // New clients are turned away once shutdown has begun...
+  assert.equal(await askLate(+port), "not served");
+  // ...while the open connection is still served to its end.
+  await conn.write(encoder.encode("second part"));
+  await conn.closeWrite();
+  let answer = "";
+  for (let n; (n = await conn.read(buffer)) !== null;) {
+    answer += new TextDecoder().decode(buffer.subarray(0, n));
+  }
+  assert.equal(answer, "SECOND PART");
+  const status = await server.child.status;
+  assert.equal(status.code, 0);
+  const lines = await server.rest();
+  assert.ok(lines.includes("Stopped"), JSON.stringify(lines));
+});
