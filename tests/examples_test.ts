@@ -166,3 +166,78 @@ Deno.test("examples/graceful_server.ts finishes an open connection on SIGINT and
   const lines = await server.rest();
   assert.ok(lines.includes("Stopped"), JSON.stringify(lines));
 });
+
+/** Runs an example to its end and returns its exit code and stdout lines. */
+async function runToEnd(
+  name: string,
+  args: string[] = [],
+): Promise<{ code: number; lines: string[] }> {
+  await using example = new Example(name, args);
+  const lines = await example.rest();
+  return { code: (await example.child.status).code, lines };
+}
+
+Deno.test("examples/upper_client.ts prints the uppercase server's answer", async () => {
+  await using server = new Example("upper_server.ts", ["0"]);
+  const [, port] = await server.waitFor(/^Listening on 127\.0\.0\.1:(\d+)$/);
+  const { code, lines } = await runToEnd("upper_client.ts", ["shout ü", port]);
+  assert.equal(code, 0);
+  assert.deepEqual(lines, ["SHOUT ü"]);
+});
+
+Deno.test("examples/half_close_client.ts reads every reply after its FIN", async () => {
+  await using server = new Example("echo_server.ts", ["0"]);
+  const [, port] = await server.waitFor(/^Echo server on 127\.0\.0\.1:(\d+)$/);
+  const { code, lines } = await runToEnd("half_close_client.ts", [port]);
+  assert.equal(code, 0);
+  assert.deepEqual(lines.filter((l) => l.startsWith("received: ")), [
+    "received: first",
+    "received: second",
+    "received: third",
+  ]);
+  assert.ok(lines.indexOf("sent FIN; still reading") !== -1);
+  assert.equal(lines.at(-1), "server closed; 19 bytes received");
+});
+
+Deno.test("examples/line_exchange.ts gets whole lines from split writes", async () => {
+  const { code, lines } = await runToEnd("line_exchange.ts");
+  assert.equal(code, 0);
+  assert.deepEqual(lines, ["4 words", "2 words", "3 words", "total: 9 words"]);
+});
+
+Deno.test("examples/length_prefixed.ts answers each request", async () => {
+  const { code, lines } = await runToEnd("length_prefixed.ts");
+  assert.equal(code, 0);
+  assert.deepEqual(lines, [
+    'client: {"op":"sum","result":10}',
+    'client: {"op":"join","result":"multi\\nline"}',
+  ]);
+});
+
+Deno.test("examples/broadcast_chat.ts relays each line to the other clients", async () => {
+  await using server = new Example("broadcast_chat.ts", ["0"]);
+  const [, port] = await server.waitFor(/^Chat on 127\.0\.0\.1:(\d+)$/);
+  const join = async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: +port });
+    const lines = conn.readable
+      .pipeThrough(new TextDecoderStream())
+      .pipeThrough(new LineSplitter())[Symbol.asyncIterator]();
+    const next = async () => (await lines.next()).value as string;
+    return { conn, next, lines };
+  };
+  const alice = await join();
+  const [, aliceId] = (await alice.next()).match(/^\* you are user(\d+)$/)!;
+  const bob = await join();
+  const [, bobId] = (await bob.next()).match(/^\* you are user(\d+)$/)!;
+  assert.equal(await alice.next(), `* user${bobId} joined`);
+  await alice.conn.write(encoder.encode("hi bob\n"));
+  assert.equal(await bob.next(), `user${aliceId}: hi bob`);
+  await bob.conn.write(encoder.encode("hi alice\r\n"));
+  assert.equal(await alice.next(), `user${bobId}: hi alice`);
+  // Bob leaves; Alice hears of it. (Reading the bare `readable` is fine in
+  // a test: it closes the connection at its end, which is what we want.)
+  await bob.conn.closeWrite();
+  assert.equal((await bob.lines.next()).done, true);
+  assert.equal(await alice.next(), `* user${bobId} left`);
+  alice.conn.close();
+});

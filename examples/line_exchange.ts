@@ -1,0 +1,46 @@
+/**
+ * TCP has no message boundaries: this example sends lines in awkward pieces
+ * and still gets whole lines out, with `framed()` and the `lines()` codec.
+ * A server answers each line with its word count; the client writes its
+ * lines split at odd places, then half-closes, and the server adds a total
+ * after the client's FIN.
+ *
+ * ```sh
+ * deno run -N examples/line_exchange.ts
+ * ```
+ *
+ * @module
+ */
+import { framed, lines } from "@x/sock/framing";
+import { ConnStreams } from "@x/sock/conn-streams";
+
+const decoder = new TextDecoder();
+using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+
+const served = listener.accept().then(async (conn) => {
+  const { readable, writable } = framed(conn, lines());
+  const writer = writable.getWriter();
+  let total = 0;
+  for await (const line of readable) {
+    const words = decoder.decode(line).split(/\s+/).filter(Boolean).length;
+    total += words;
+    await writer.write(`${words} words`);
+  }
+  await writer.write(`total: ${total} words`); // after the client's FIN
+  await writer.close();
+});
+
+// The client writes raw bytes in pieces that ignore line ends...
+const client = new ConnStreams(
+  await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+);
+const text = "the quick brown fox\njumps over\r\nthe lazy dog\n";
+const pieces = [text.slice(0, 7), text.slice(7, 22), text.slice(22)];
+const writer = client.writable.getWriter();
+for (const piece of pieces) await writer.write(new TextEncoder().encode(piece));
+await writer.close();
+
+// ...and reads whole lines back, through the same codec.
+const { readable } = framed(client, lines());
+for await (const line of readable) console.log(decoder.decode(line));
+await served;
