@@ -95,15 +95,58 @@ export class EchoStream extends TransformStream<Uint8Array, Uint8Array> {
  */
 export function upperCase(bytes: Uint8Array): Uint8Array {
   const length = bytes.length;
-  let i = 0;
   // Scan first: text that is already upper case, and most binary data,
-  // needs no copy at all.
-  while (i < length && (bytes[i]! < 0x61 || bytes[i]! > 0x7a)) i++;
+  // needs no copy at all. Four bytes at a time where they are aligned.
+  let i = 0;
+  const head = Math.min(length, (4 - (bytes.byteOffset & 3)) & 3);
+  while (i < head && !isLower(bytes[i]!)) i++;
+  if (i === head && length - i >= 4) {
+    const words = new Int32Array(
+      bytes.buffer,
+      bytes.byteOffset + i,
+      (length - i) >>> 2,
+    );
+    let w = 0;
+    while (w < words.length && lowerMask(words[w]!) === 0) w++;
+    i += w << 2;
+  }
+  while (i < length && !isLower(bytes[i]!)) i++;
   if (i === length) return bytes;
-  const out = bytes.slice();
-  for (; i < length; i++) {
-    const byte = out[i]!;
-    if (byte >= 0x61 && byte <= 0x7a) out[i] = byte - 0x20;
+
+  // The copy is aligned, being at offset 0 of its own buffer; the input is
+  // read a word at a time too when it is aligned, else copied first.
+  const out = new Uint8Array(length);
+  const words = new Int32Array(out.buffer, 0, length >>> 2);
+  const aligned = (bytes.byteOffset & 3) === 0;
+  let source: Int32Array<ArrayBufferLike> = words;
+  if (aligned) {
+    source = new Int32Array(bytes.buffer, bytes.byteOffset, words.length);
+  } else {
+    out.set(bytes);
+  }
+  for (let w = 0; w < words.length; w++) {
+    const word = source[w]!;
+    // A letter's mask byte is 0x80; shifted right by two it is 0x20, the
+    // bit that tells lower from upper case.
+    words[w] = word ^ (lowerMask(word) >>> 2);
+  }
+  for (let j = words.length << 2; j < length; j++) {
+    const byte = bytes[j]!;
+    out[j] = isLower(byte) ? byte - 0x20 : byte;
   }
   return out;
+}
+
+function isLower(byte: number): boolean {
+  return byte >= 0x61 && byte <= 0x7a;
+}
+
+/**
+ * For each of the four bytes of `word`, 0x80 if it is `a`-`z`, else 0. The
+ * low seven bits plus 0x1f carry into the top bit from 0x61 up, plus 0x05
+ * from 0x7b up; a byte with its top bit set is never a letter.
+ */
+function lowerMask(word: number): number {
+  const low = word & 0x7f7f7f7f;
+  return (low + 0x1f1f1f1f) & ~(low + 0x05050505) & ~word & 0x80808080;
 }
