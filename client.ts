@@ -101,6 +101,8 @@ export class ConnectError extends Error {
   readonly target: string;
 
   /**
+   * Creates the error.
+   *
    * @param target What could not be reached.
    * @param cause Why.
    */
@@ -122,6 +124,8 @@ export class ClientConnection extends ConnStreams {
   readonly remoteAddr: Deno.Addr;
 
   /**
+   * Wraps a connection from `Deno.connect` or the like.
+   *
    * @param conn The connection to wrap.
    * @param signal Closes the connection when it aborts.
    */
@@ -388,8 +392,7 @@ async function main(args: string[]): Promise<number> {
   try {
     parsed = options(args);
   } catch (error) {
-    console.error(`client: ${(error as Error).message}`);
-    console.error("Run with --help for usage.");
+    console.error(`error: ${(error as Error).message} (see --help)`);
     return 2;
   }
   if (!parsed) {
@@ -423,7 +426,7 @@ async function main(args: string[]): Promise<number> {
       : error instanceof Deno.errors.NotCapable
       ? `${error.message}; run with the permission it names`
       : `Connection failed: ${describe(error)}`;
-    console.error(`client: ${message}`);
+    console.error(`error: ${message}`);
     return 1;
   }
 }

@@ -50,6 +50,8 @@ export class FrameTooLargeError extends RangeError {
   readonly limit: number;
 
   /**
+   * Creates the error.
+   *
    * @param message What failed.
    * @param length The message's length (or a lower bound for a line).
    * @param limit The largest length allowed.
@@ -83,6 +85,8 @@ export class TruncatedFrameError extends Deno.errors.UnexpectedEof {
   readonly expected: number;
 
   /**
+   * Creates the error.
+   *
    * @param received Bytes received before the end.
    * @param expected Bytes the frame needed.
    */
@@ -179,7 +183,11 @@ function concat(parts: Uint8Array[], length: number): Uint8Array {
  * ```
  */
 export class LineDecoderStream extends TransformStream<Uint8Array, Uint8Array> {
-  /** @param options Limit and delimiter handling. */
+  /**
+   * Creates the stream.
+   *
+   * @param options Limit and delimiter handling.
+   */
   constructor(options: LineOptions = {}) {
     const limit = checkLimit("maxLineLength", options.maxLineLength ?? 65536);
     const keep = options.keepDelimiter ?? false;
@@ -260,7 +268,11 @@ export class LineDecoderStream extends TransformStream<Uint8Array, Uint8Array> {
  */
 export class LineEncoderStream
   extends TransformStream<Uint8Array | string, Uint8Array> {
-  /** @param options The line limit (`keepDelimiter` is ignored). */
+  /**
+   * Creates the stream.
+   *
+   * @param options The line limit (`keepDelimiter` is ignored).
+   */
   constructor(options: LineOptions = {}) {
     const limit = checkLimit("maxLineLength", options.maxLineLength ?? 65536);
     const encoder = new TextEncoder();
@@ -344,7 +356,11 @@ function frameTooLarge(
  */
 export class LengthPrefixDecoderStream
   extends TransformStream<Uint8Array, Uint8Array> {
-  /** @param options Prefix size, byte order and limit. */
+  /**
+   * Creates the stream.
+   *
+   * @param options Prefix size, byte order and limit.
+   */
   constructor(options: LengthPrefixOptions = {}) {
     const { prefixBytes, littleEndian, limit } = prefixSettings(options);
     const header = new Uint8Array(prefixBytes);
@@ -429,7 +445,11 @@ export class LengthPrefixDecoderStream
  */
 export class LengthPrefixEncoderStream
   extends TransformStream<Uint8Array, Uint8Array> {
-  /** @param options Prefix size, byte order and limit. */
+  /**
+   * Creates the stream.
+   *
+   * @param options Prefix size, byte order and limit.
+   */
   constructor(options: LengthPrefixOptions = {}) {
     const { prefixBytes, littleEndian, limit } = prefixSettings(options);
     super({
