@@ -202,7 +202,17 @@ export async function connect(
   const attempt: Promise<Deno.Conn> = path !== undefined
     ? Deno.connect({ transport: "unix", path })
     : tls
-    ? Deno.connectTls({ hostname, port, caCerts })
+    ? Deno.connectTls({ hostname, port, caCerts }).then(async (conn) => {
+      // The handshake is lazy; do it now so that an untrusted certificate
+      // fails here, with the target named, not at the first read.
+      try {
+        await conn.handshake();
+        return conn;
+      } catch (error) {
+        conn.close();
+        throw error;
+      }
+    })
     : Deno.connect({ hostname, port, signal: stop });
 
   // Not every kind of connect takes a signal: race it, and close a

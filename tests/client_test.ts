@@ -391,3 +391,66 @@ Deno.test("client program at a terminal sends line by line and ends sending on q
   assert.equal(rest, "THERE\n2 lines\n");
   assert.equal(exit, 0);
 });
+
+const testdata = new URL("./testdata/", import.meta.url);
+
+Deno.test("connect() speaks TLS to a self-signed server trusted through caCerts", async () => {
+  const [cert, key, ca] = await Promise.all(
+    ["tls_localhost_cert.pem", "tls_localhost_key.pem", "tls_ca.pem"]
+      .map((name) => Deno.readTextFile(new URL(name, testdata))),
+  );
+  await using server = serve(
+    { port: 0, cert, key },
+    () => new UpperCaseStream(),
+  );
+  const port = (server.addr as Deno.NetAddr).port;
+  // Without the CA the certificate is not trusted.
+  await assert.rejects(connect({ hostname: "localhost", port, tls: true }));
+  const conn = await connect({
+    hostname: "localhost",
+    port,
+    tls: true,
+    caCerts: [ca!],
+  });
+  assert.equal(
+    await new Response(exchange(conn, bytesOf("secret"))).text(),
+    "SECRET",
+  );
+});
+
+Deno.test("client program --ca reaches a TLS server and --unix a Unix socket", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/sock`;
+    await using unix = serve({ path }, () => new UpperCaseStream());
+    const viaUnix = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-N", "-R", "-W", clientPath, "--unix", path],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    await bytesOf("over unix").pipeTo(viaUnix.stdin);
+    const out = await viaUnix.output();
+    assert.equal(out.code, 0);
+    assert.equal(new TextDecoder().decode(out.stdout), "OVER UNIX");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const [cert, key] = await Promise.all(
+    ["tls_localhost_cert.pem", "tls_localhost_key.pem"]
+      .map((name) => Deno.readTextFile(new URL(name, testdata))),
+  );
+  await using tls = serve({ port: 0, cert, key }, () => new UpperCaseStream());
+  const { code, stdout } = await run(
+    [
+      "--host",
+      "localhost",
+      "-p",
+      `${(tls.addr as Deno.NetAddr).port}`,
+      "--ca",
+      fileURLToPath(new URL("tls_ca.pem", testdata)),
+    ],
+    "over tls",
+  );
+  assert.equal(code, 0);
+  assert.equal(stdout, "OVER TLS");
+});
