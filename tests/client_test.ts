@@ -422,7 +422,7 @@ Deno.test("client program --ca reaches a TLS server and --unix a Unix socket", a
   const dir = await Deno.makeTempDir();
   try {
     const path = `${dir}/sock`;
-    await using unix = serve({ path }, () => new UpperCaseStream());
+    await using _unix = serve({ path }, () => new UpperCaseStream());
     const viaUnix = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-N", "-R", "-W", clientPath, "--unix", path],
       stdin: "piped",
