@@ -18,6 +18,8 @@
  * @module
  */
 
+import { SyncTransformStream } from "./sync_transform.ts";
+
 /**
  * Upper-cases the ASCII letters `a` to `z` and passes every other byte on
  * unchanged, so UTF-8 text and binary data come through intact under any
@@ -36,12 +38,11 @@
  * assert.deepEqual(bytes, [new Uint8Array([0x41, 0x5a, 0xc3, 0xa9, 0x00])]);
  * ```
  */
-export class UpperCaseStream extends TransformStream<Uint8Array, Uint8Array> {
+export class UpperCaseStream
+  extends SyncTransformStream<Uint8Array, Uint8Array> {
   /** Creates the stream. */
   constructor() {
-    super({
-      transform: (chunk, controller) => controller.enqueue(upperCase(chunk)),
-    });
+    super({ transform: (chunk, emit) => emit(upperCase(chunk)) });
   }
 }
 
@@ -69,10 +70,10 @@ export class UpperCaseStream extends TransformStream<Uint8Array, Uint8Array> {
  * await served;
  * ```
  */
-export class EchoStream extends TransformStream<Uint8Array, Uint8Array> {
+export class EchoStream extends SyncTransformStream<Uint8Array, Uint8Array> {
   /** Creates the stream. */
   constructor() {
-    super();
+    super({ transform: (chunk, emit) => emit(chunk) });
   }
 }
 

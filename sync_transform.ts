@@ -1,0 +1,201 @@
+/**
+ * Transform streams built from a synchronous transformer, which a
+ * connection's engine may run inside its own read loop with no stream hop.
+ *
+ * A `TransformStream` costs a few promise turns per chunk. For work that is
+ * synchronous per chunk (upper-casing, decoding frames, answering pipelined
+ * requests), {@linkcode SyncTransformStream} keeps its
+ * {@linkcode SyncTransformer} in view: used with `pipeThrough` it is an
+ * ordinary `TransformStream`, and when it is the service of a
+ * {@linkcode Connection} (as `serve()` and `Connection.serve()` run it), the
+ * engine calls the transformer directly between a read and a write. Any
+ * code can opt in by building its stream this way; {@linkcode chain} fuses
+ * stages so that a whole pipeline runs in one call per chunk.
+ *
+ * ```ts
+ * import { chain, SyncTransformStream } from "@x/sock/sync-transform";
+ * import assert from "node:assert/strict";
+ *
+ * const double = new SyncTransformStream<number, number>({
+ *   transform: (n, emit) => emit(n * 2),
+ * });
+ * const out = await Array.fromAsync(
+ *   ReadableStream.from([1, 2, 3]).pipeThrough(double),
+ * );
+ * assert.deepEqual(out, [2, 4, 6]);
+ *
+ * const both = chain<number, number, string>(
+ *   { transform: (n, emit) => emit(n + 1) },
+ *   { transform: (n, emit) => emit(`#${n}`) },
+ * );
+ * const labels: string[] = [];
+ * both.transform(1, (s) => labels.push(s));
+ * assert.deepEqual(labels, ["#2"]);
+ * ```
+ *
+ * @module
+ */
+
+/**
+ * Synchronous per-chunk work: the contract a connection's engine relies on
+ * to run it without web streams.
+ *
+ * - `transform` is called once per chunk and hands its output to `emit`,
+ *   zero or more times, before it returns.
+ * - `chunk` may be a view of a buffer the caller reuses once `transform`
+ *   returns: keep nothing of it (copy what must outlive the call, such as
+ *   the partial message at the end of a chunk). Emitted chunks may be views
+ *   of `chunk`; they are consumed (written or copied) before the next call.
+ * - `flush` is called once after the last chunk, for trailing output.
+ * - Throwing errors the stream (or, in the engine, ends the connection and
+ *   reports the error as the service's).
+ *
+ * @typeParam I The type of chunks in.
+ * @typeParam O The type of chunks out.
+ *
+ * @example Count lines and answer in `flush`
+ * ```ts
+ * import type { SyncTransformer } from "@x/sock/sync-transform";
+ * import assert from "node:assert/strict";
+ *
+ * let count = 0;
+ * const counter: SyncTransformer<Uint8Array, string> = {
+ *   transform(chunk) {
+ *     for (const byte of chunk) if (byte === 0x0a) count++;
+ *   },
+ *   flush(emit) {
+ *     emit(`${count}\n`);
+ *   },
+ * };
+ * const out: string[] = [];
+ * counter.transform(new TextEncoder().encode("a\nb\n"), (s) => out.push(s));
+ * counter.flush!((s) => out.push(s));
+ * assert.deepEqual(out, ["2\n"]);
+ * ```
+ */
+export interface SyncTransformer<I, O> {
+  /**
+   * Transforms one chunk.
+   *
+   * @param chunk The input; valid only until this call returns.
+   * @param emit Hands one chunk of output on.
+   */
+  transform(chunk: I, emit: (chunk: O) => void): void;
+  /**
+   * Emits what is left after the last chunk.
+   *
+   * @param emit Hands one chunk of output on.
+   */
+  flush?(emit: (chunk: O) => void): void;
+}
+
+/**
+ * A `TransformStream` built from a {@linkcode SyncTransformer}, which stays
+ * available as {@linkcode SyncTransformStream.prototype.transformer} so that
+ * a connection's engine can run it without the stream.
+ *
+ * Extend it (as `UpperCaseStream` does) to give a service the fast path;
+ * nothing else marks a stream as fast. Once its `readable` or `writable` is
+ * locked (piped), it is an ordinary stream and the engine pipes it.
+ *
+ * @typeParam I The type of chunks in.
+ * @typeParam O The type of chunks out.
+ *
+ * @example A per-chunk service for `serve()`
+ * ```ts
+ * import { SyncTransformStream } from "@x/sock/sync-transform";
+ * import assert from "node:assert/strict";
+ *
+ * // Swaps every byte's case bit for ASCII letters: a toy, but synchronous.
+ * class SwapCaseStream extends SyncTransformStream<Uint8Array, Uint8Array> {
+ *   constructor() {
+ *     super({
+ *       transform(chunk, emit) {
+ *         const out = chunk.slice();
+ *         for (let i = 0; i < out.length; i++) {
+ *           const lower = out[i] | 0x20;
+ *           if (lower >= 0x61 && lower <= 0x7a) out[i] ^= 0x20;
+ *         }
+ *         emit(out);
+ *       },
+ *     });
+ *   }
+ * }
+ * const text = await new Response(
+ *   ReadableStream.from([new TextEncoder().encode("Hello")])
+ *     .pipeThrough(new SwapCaseStream()),
+ * ).text();
+ * assert.equal(text, "hELLO");
+ * ```
+ */
+export class SyncTransformStream<I, O> extends TransformStream<I, O> {
+  /** The synchronous work this stream runs; the engine may call it. */
+  readonly transformer: SyncTransformer<I, O>;
+
+  /**
+   * Creates the stream.
+   *
+   * @param transformer The synchronous work.
+   */
+  constructor(transformer: SyncTransformer<I, O>) {
+    if (typeof transformer?.transform !== "function") {
+      throw new TypeError(
+        `Cannot create SyncTransformStream as transformer.transform must be a function: current type is ${typeof transformer
+          ?.transform}`,
+      );
+    }
+    super({
+      transform: (chunk, controller) =>
+        transformer.transform(chunk, (out) => controller.enqueue(out)),
+      flush: transformer.flush
+        ? (controller) => transformer.flush!((out) => controller.enqueue(out))
+        : undefined,
+    });
+    this.transformer = transformer;
+  }
+}
+
+/**
+ * Fuses two synchronous stages into one: what `first` emits goes straight
+ * into `second`, with no stream and no copy between them. Chain the result
+ * again for longer pipelines.
+ *
+ * @typeParam A The type of chunks into `first`.
+ * @typeParam B The type of chunks between the stages.
+ * @typeParam C The type of chunks out of `second`.
+ * @param first The first stage.
+ * @param second The second stage.
+ * @returns One transformer doing both; its `flush` flushes `first` into
+ * `second`, then `second`.
+ *
+ * @example Decode, answer and encode in one call per chunk
+ * ```ts
+ * import { chain, SyncTransformStream } from "@x/sock/sync-transform";
+ * import assert from "node:assert/strict";
+ *
+ * const words = chain<string, string, string>(
+ *   { transform: (text, emit) => text.split(" ").forEach(emit) },
+ *   { transform: (word, emit) => emit(word.toUpperCase()) },
+ * );
+ * const out = await Array.fromAsync(
+ *   ReadableStream.from(["a b", "c"]).pipeThrough(
+ *     new SyncTransformStream(words),
+ *   ),
+ * );
+ * assert.deepEqual(out, ["A", "B", "C"]);
+ * ```
+ */
+export function chain<A, B, C>(
+  first: SyncTransformer<A, B>,
+  second: SyncTransformer<B, C>,
+): SyncTransformer<A, C> {
+  return {
+    transform(chunk, emit) {
+      first.transform(chunk, (middle) => second.transform(middle, emit));
+    },
+    flush(emit) {
+      first.flush?.((middle) => second.transform(middle, emit));
+      second.flush?.(emit);
+    },
+  };
+}
