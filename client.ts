@@ -117,11 +117,6 @@ export class ConnectError extends Error {
  * {@linkcode ConnStreams}) and the two addresses.
  */
 export class ClientConnection extends ConnStreams {
-  /** Our end of the connection. */
-  readonly localAddr: Deno.Addr;
-  /** The server's end. */
-  readonly remoteAddr: Deno.Addr;
-
   /**
    * Wraps a connection from `Deno.connect` or the like.
    *
@@ -130,8 +125,6 @@ export class ClientConnection extends ConnStreams {
    */
   constructor(conn: Deno.Conn, signal?: AbortSignal) {
     super(conn, { signal });
-    this.localAddr = conn.localAddr;
-    this.remoteAddr = conn.remoteAddr;
   }
 }
 

@@ -1,6 +1,1262 @@
 /**
- * Placeholder, being written.
+ * One connection core: the only code in `@x/sock` that reads or writes a
+ * `Deno.Conn`.
+ *
+ * In Deno, reading `conn.readable` to its end closes the whole connection,
+ * and closing `conn.writable` is a full close rather than a half-close
+ * (denoland/deno#22258). Deno also leaves Nagle's algorithm on, so a reply
+ * written in two pieces can wait ~40 ms for a delayed ACK.
+ * {@linkcode Connection} fixes both and adds what protocol code needs:
+ *
+ * - `readable` is a byte stream that ends at the peer's FIN and leaves the
+ *   connection open for the answer; BYOB readers and `read(view, { min })`
+ *   work.
+ * - `writable` writes every byte; small writes issued back to back are
+ *   coalesced into few system calls under a bounded buffer; closing it
+ *   flushes and sends our FIN (`closeWrite()`).
+ * - `TCP_NODELAY` is on by default; `keepAlive` on request.
+ * - {@linkcode Connection.prototype.reader} is a pull reader: read exactly
+ *   n bytes, read until a delimiter, peek, release with the unread bytes.
+ * - {@linkcode Connection.prototype.serve} runs a service (any
+ *   `TransformStream`) over the connection; a `SyncTransformStream` runs
+ *   inside the read loop with no stream hop.
+ * - Read buffers start at 4 KiB, grow while reads fill them (to 1 MiB) and
+ *   shrink again when the traffic does, so an idle connection costs little.
+ *
+ * ```ts
+ * import { Connection } from "@x/sock/connection";
+ * import { UpperCaseStream } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const served = listener.accept().then((conn) =>
+ *   new Connection(conn).serve(new UpperCaseStream())
+ * );
+ *
+ * await using client = new Connection(
+ *   await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+ * );
+ * await client.write(new TextEncoder().encode("hello"));
+ * await client.closeWrite(); // FIN: the server still answers in full
+ * assert.equal(await new Response(client.readable).text(), "HELLO");
+ * await served;
+ * ```
  *
  * @module
  */
-export {};
+
+import { FrameTooLargeError, TruncatedFrameError } from "./framing.ts";
+import { pump, type PumpIO } from "./_pump.ts";
+
+/**
+ * Where a connection stands: both directions open, the peer has finished
+ * sending (`"read-closed"`), we have sent our FIN (`"write-closed"`), or the
+ * connection is closed.
+ */
+export type ConnectionState =
+  | "open"
+  | "read-closed"
+  | "write-closed"
+  | "closed";
+
+/** Options for {@linkcode Connection}. */
+export interface ConnectionOptions {
+  /**
+   * A number for logs; `serve()` numbers its connections from 1.
+   *
+   * @default {a process-wide sequence number from 1}
+   */
+  id?: number;
+  /**
+   * Sets `TCP_NODELAY`: small writes leave at once instead of waiting for
+   * the peer's ACK (Nagle's algorithm). Ignored for connections that are not
+   * TCP.
+   *
+   * @default {true}
+   */
+  noDelay?: boolean;
+  /**
+   * Sets `SO_KEEPALIVE`, so that a peer that vanished is noticed.
+   * Ignored for connections that are not TCP.
+   *
+   * @default {false}
+   */
+  keepAlive?: boolean;
+  /**
+   * Aborting it closes the connection at once; the streams error with the
+   * signal's reason.
+   *
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * The largest read, in bytes. Reads start at 4 KiB and grow fourfold
+   * while they fill their buffer, up to this.
+   *
+   * @default {1048576}
+   */
+  maxReadSize?: number;
+  /**
+   * The 0.1 name of {@linkcode ConnectionOptions.maxReadSize}.
+   *
+   * @deprecated Use `maxReadSize`.
+   */
+  readSize?: number;
+  /**
+   * The bound of the write buffer, in bytes: writes smaller than a quarter
+   * of it are copied into it and resolve at once, so that writes issued back
+   * to back leave in one system call; a write that does not fit waits until
+   * the buffer has been sent. Larger writes are sent directly, without a
+   * copy, and resolve once sent.
+   *
+   * @default {65536}
+   */
+  writeBufferSize?: number;
+}
+
+/** Options for {@linkcode ConnectionReader.prototype.readUntil}. */
+export interface ReadUntilOptions {
+  /**
+   * The most bytes to read before the delimiter; beyond it the read fails
+   * with a `FrameTooLargeError` and the bytes read so far stay unread.
+   *
+   * @default {65536}
+   */
+  limit?: number;
+}
+
+const MIN_READ = 4096;
+const DEFAULT_MAX_READ = 1 << 20;
+const DEFAULT_WRITE_BUFFER = 65536;
+const DEFAULT_READ_UNTIL_LIMIT = 65536;
+
+let nextId = 1;
+
+/** Bytes waiting to be sent: a copy buffer, or a caller's large chunk. */
+interface Segment {
+  data: Uint8Array;
+  length: number;
+  /** Settles a large write once sent; absent on copy buffers. */
+  done?: PromiseWithResolvers<void>;
+}
+
+/** A write waiting for room in the buffer. */
+interface Waiter extends PromiseWithResolvers<void> {
+  chunk: Uint8Array;
+}
+
+function noop(): void {}
+
+function describeType(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value !== "object") return typeof value;
+  return value.constructor?.name ?? "object";
+}
+
+function checkChunk(chunk: unknown): asserts chunk is Uint8Array {
+  if (!(chunk instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot write to connection as the chunk must be a Uint8Array: current type is ${
+        describeType(chunk)
+      }`,
+    );
+  }
+}
+
+function checkSize(name: string, value: number, min: number): number {
+  if (!Number.isInteger(value) || value < min || value > 2 ** 30) {
+    throw new RangeError(
+      `Cannot create connection as ${name} must be an integer from ${min} to ${
+        2 ** 30
+      }: current value is ${value}`,
+    );
+  }
+  return value;
+}
+
+function isTcp(conn: Deno.Conn): conn is Deno.TcpConn {
+  return conn.localAddr?.transport === "tcp" &&
+    typeof (conn as Deno.TcpConn).setNoDelay === "function";
+}
+
+/**
+ * A TCP, TLS or Unix connection with half-close-safe web streams, coalescing
+ * writes, a pull reader, TCP options, state and counters. Wrap a
+ * `Deno.Conn` once and use only this object from then on, never the bare
+ * `conn.readable`, `conn.writable`, `read` or `write`.
+ *
+ * The connection is closed exactly once: when the peer's FIN has been read
+ * (or `readable` was cancelled) and our FIN has been sent; or at once on an
+ * error, an abort, or {@linkcode Connection.prototype.close}.
+ *
+ * @example Echo one connection, answering after the peer's half-close
+ * ```ts
+ * import { Connection } from "@x/sock/connection";
+ * import assert from "node:assert/strict";
+ *
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const served = listener.accept().then((conn) => {
+ *   const connection = new Connection(conn);
+ *   return connection.readable.pipeTo(connection.writable);
+ * });
+ *
+ * const client = new Connection(
+ *   await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+ * );
+ * const writer = client.writable.getWriter();
+ * await writer.write(new TextEncoder().encode("ping"));
+ * await writer.close(); // FIN: the server still answers
+ * const echoed = await new Response(client.readable).text();
+ * await Promise.all([served, client.closed]);
+ * assert.equal(echoed, "ping");
+ * assert.equal(client.bytesRead, 4);
+ * assert.equal(client.state, "closed");
+ * ```
+ */
+export class Connection implements Disposable, AsyncDisposable {
+  /** A number for logs, from {@linkcode ConnectionOptions.id}. */
+  readonly id: number;
+  /**
+   * Settles once the connection has been closed: fulfils when it ended
+   * cleanly (both directions done, or `close()` without a reason), rejects
+   * with the first error otherwise. Awaiting it is optional: an unobserved
+   * rejection does not crash the process.
+   */
+  readonly closed: Promise<void>;
+
+  #conn: Deno.Conn;
+  #localAddr: Deno.Addr;
+  #remoteAddr: Deno.Addr;
+  #maxRead: number;
+  #writeBufferSize: number;
+  #directWrite: number;
+  #controller = new AbortController();
+  #signal?: AbortSignal;
+  #onAbort = () => this.#fail(this.#signal!.reason);
+  #resolveClosed!: () => void;
+  #rejectClosed!: (reason: unknown) => void;
+
+  // State.
+  #readDone = false;
+  #writeDone = false;
+  #connClosed = false;
+  #failed = false;
+  #failure: unknown = undefined;
+  #bytesRead = 0;
+  #bytesWritten = 0;
+
+  // Reading.
+  #owner: "readable" | "reader" | "engine" | undefined;
+  #readable?: ReadableStream<Uint8Array>;
+  #readController?: ReadableByteStreamController;
+  #readSize = MIN_READ;
+  #spare?: Uint8Array;
+  #loopBuffer?: Uint8Array;
+  #pushback?: Uint8Array;
+
+  // Writing.
+  #writable?: WritableStream<Uint8Array>;
+  #writeController?: WritableStreamDefaultController;
+  /** What is waiting to be sent, in order; the first may be in flight. */
+  #segments: Segment[] = [];
+  /** Copied bytes not yet sent: bounded by writeBufferSize. */
+  #buffered = 0;
+  /** Writes waiting for room in the buffer, in order. */
+  #waiters: Waiter[] = [];
+  #flushing?: Promise<void>;
+  #writeError: unknown = undefined;
+  #writeFailed = false;
+  #closingWrite?: Promise<void>;
+
+  /**
+   * Wraps a connection. From here on, only this object may touch it.
+   *
+   * @param conn A TCP, TLS or Unix connection, or one end of
+   * `connPair()` from `@x/sock/testing`.
+   * @param options TCP options, buffer sizes, abort signal.
+   */
+  constructor(conn: Deno.Conn, options: ConnectionOptions = {}) {
+    if (
+      typeof conn?.read !== "function" || typeof conn?.write !== "function"
+    ) {
+      throw new TypeError(
+        `Cannot create connection as conn must be a Deno.Conn: current type is ${
+          describeType(conn)
+        }`,
+      );
+    }
+    const {
+      id,
+      noDelay = true,
+      keepAlive = false,
+      signal,
+      readSize,
+      maxReadSize = readSize ?? DEFAULT_MAX_READ,
+      writeBufferSize = DEFAULT_WRITE_BUFFER,
+    } = options;
+    this.#maxRead = checkSize("maxReadSize", maxReadSize, 1);
+    this.#writeBufferSize = checkSize("writeBufferSize", writeBufferSize, 1);
+    this.#directWrite = Math.max(1, writeBufferSize >> 2);
+    this.#readSize = Math.min(MIN_READ, this.#maxRead);
+    this.#conn = conn;
+    this.id = id ?? nextId++;
+    this.#localAddr = conn.localAddr;
+    this.#remoteAddr = conn.remoteAddr;
+    this.closed = new Promise<void>((resolve, reject) => {
+      this.#resolveClosed = resolve;
+      this.#rejectClosed = reject;
+    });
+    this.closed.catch(() => {});
+    if (noDelay) this.setNoDelay(true);
+    if (keepAlive) this.setKeepAlive(true);
+    if (signal) {
+      this.#signal = signal;
+      if (signal.aborted) this.#fail(signal.reason);
+      else signal.addEventListener("abort", this.#onAbort, { once: true });
+    }
+  }
+
+  /** Our end of the connection. */
+  get localAddr(): Deno.Addr {
+    return this.#localAddr;
+  }
+
+  /** The peer's end of the connection. */
+  get remoteAddr(): Deno.Addr {
+    return this.#remoteAddr;
+  }
+
+  /**
+   * Aborts, with the reason, when the connection is closed abnormally: an
+   * error, `close(reason)`, or the `signal` option. It does not abort after
+   * a clean end.
+   */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** Where the connection stands; see {@linkcode ConnectionState}. */
+  get state(): ConnectionState {
+    if (this.#connClosed) return "closed";
+    if (this.#readDone) return this.#writeDone ? "closed" : "read-closed";
+    return this.#writeDone ? "write-closed" : "open";
+  }
+
+  /** Bytes received from the peer so far. */
+  get bytesRead(): number {
+    return this.#bytesRead;
+  }
+
+  /** Bytes sent to the peer so far (written to the socket, not queued). */
+  get bytesWritten(): number {
+    return this.#bytesWritten;
+  }
+
+  /**
+   * What the peer sends, as a byte stream (`type: "bytes"`): default and
+   * BYOB readers both work. Ends at the peer's FIN and leaves the connection
+   * open for writing; cancelling it stops reading. It reads nothing ahead of
+   * its consumer.
+   *
+   * @throws {TypeError} A {@linkcode ConnectionReader} or
+   * {@linkcode Connection.prototype.serve} has taken the read side.
+   */
+  get readable(): ReadableStream<Uint8Array> {
+    if (this.#readable) return this.#readable;
+    this.#take("readable");
+    this.#readable = new ReadableStream({
+      type: "bytes",
+      start: (controller) => {
+        this.#readController = controller;
+        if (this.#readDone) {
+          if (this.#failed) controller.error(this.#failure);
+          else controller.close();
+        }
+      },
+      pull: (controller) => this.#pull(controller),
+      cancel: () => {
+        this.#endRead();
+      },
+    }, { highWaterMark: 0 });
+    return this.#readable;
+  }
+
+  /**
+   * What we send. Every byte is written; small writes are coalesced (see
+   * {@linkcode ConnectionOptions.writeBufferSize}); a write error errors the
+   * stream, and it is reported to the next `write()` or to `close()`, never
+   * lost. Closing it flushes and sends our FIN (see
+   * {@linkcode Connection.prototype.closeWrite}); aborting it closes the
+   * connection.
+   */
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= new WritableStream<Uint8Array>({
+      start: (controller) => {
+        this.#writeController = controller;
+      },
+      write: (chunk) => this.write(chunk),
+      close: () => this.closeWrite(),
+      abort: (reason) => this.#fail(reason),
+    });
+  }
+
+  /**
+   * Turns `TCP_NODELAY` on or off; does nothing on connections that are
+   * not TCP.
+   *
+   * @param on Whether small writes leave at once.
+   */
+  setNoDelay(on = true): void {
+    if (!isTcp(this.#conn) || this.#connClosed) return;
+    try {
+      this.#conn.setNoDelay(on);
+    } catch { /* the socket is going away */ }
+  }
+
+  /**
+   * Turns `SO_KEEPALIVE` on or off; does nothing on connections that are
+   * not TCP.
+   *
+   * @param on Whether the kernel probes an idle peer.
+   */
+  setKeepAlive(on = true): void {
+    if (!isTcp(this.#conn) || this.#connClosed) return;
+    try {
+      this.#conn.setKeepAlive(on);
+    } catch { /* the socket is going away */ }
+  }
+
+  /**
+   * Writes `chunk` in full, as the `writable` does, without a stream.
+   *
+   * @param chunk The bytes to send. A chunk smaller than a quarter of
+   * {@linkcode ConnectionOptions.writeBufferSize} is copied and may resolve
+   * before it is sent; a larger one resolves once sent. Either way the
+   * caller may reuse it once the promise resolves.
+   * @throws {TypeError} `chunk` is not a `Uint8Array`, or the write side is
+   * closed.
+   */
+  write(chunk: Uint8Array): Promise<void> {
+    try {
+      checkChunk(chunk);
+      this.#checkWritable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (chunk.length === 0) return Promise.resolve();
+    const copy = chunk.length < this.#directWrite;
+    if (
+      this.#waiters.length === 0 &&
+      (!copy || this.#buffered + chunk.length <= this.#writeBufferSize)
+    ) {
+      const done = this.#admit(chunk);
+      this.#flushing ??= this.#flush();
+      return done;
+    }
+    // Wait in line, so that writes leave in the order they were made.
+    const waiter = { chunk, ...Promise.withResolvers<void>() };
+    this.#waiters.push(waiter);
+    return waiter.promise;
+  }
+
+  /**
+   * Sends everything written so far, then our FIN (`shutdown(SHUT_WR)`):
+   * the peer reads end-of-file and may still answer, and we may still read.
+   * Calling it again returns the same promise. Closing `writable` does the
+   * same.
+   *
+   * @returns Resolves once the FIN is sent; rejects with the write error
+   * that kept buffered bytes from being sent.
+   */
+  closeWrite(): Promise<void> {
+    return this.#closingWrite ??= this.#closeWrite();
+  }
+
+  /**
+   * A pull reader over the read side, for protocol code: read exactly n
+   * bytes, read until a delimiter, peek. It holds the read side until
+   * {@linkcode ConnectionReader.prototype.releaseLock}.
+   *
+   * @returns The reader.
+   * @throws {TypeError} `readable`, another reader or `serve()` holds the
+   * read side.
+   *
+   * @example Read a length-prefixed header, then the body
+   * ```ts
+   * import { Connection } from "@x/sock/connection";
+   * import assert from "node:assert/strict";
+   *
+   * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+   * const client = Deno.connect({
+   *   hostname: "127.0.0.1",
+   *   port: listener.addr.port,
+   * });
+   * await using server = new Connection(await listener.accept());
+   * await using peer = new Connection(await client);
+   * await peer.write(new Uint8Array([0, 3, 0x61, 0x62, 0x63, 0x0a]));
+   *
+   * const reader = server.reader();
+   * const header = await reader.readExactly(2);
+   * const body = await reader.readExactly((header[0] << 8) | header[1]);
+   * assert.equal(new TextDecoder().decode(body), "abc");
+   * assert.deepEqual(reader.releaseLock(), new Uint8Array([0x0a]));
+   * ```
+   */
+  reader(): ConnectionReader {
+    this.#take("reader");
+    return new PullReader(this.#pumpIO(), () => this.#release());
+  }
+
+  /**
+   * Runs `service` over the connection: what the peer sends goes into it,
+   * what it emits goes back, and once it has flushed after the peer's FIN
+   * our FIN follows. A {@linkcode SyncTransformStream} whose streams are
+   * unlocked runs inside the read loop, with no stream hop; any other
+   * `TransformStream` is piped.
+   *
+   * @param service The per-connection behaviour.
+   * @returns Resolves when both directions have ended and the connection is
+   * closed; rejects with the first error, of the service or of the network,
+   * after closing the connection.
+   *
+   * @example An upper-case server for one connection
+   * ```ts
+   * import { Connection } from "@x/sock/connection";
+   * import { UpperCaseStream } from "@x/sock/services";
+   * import assert from "node:assert/strict";
+   *
+   * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+   * const served = listener.accept().then((conn) =>
+   *   new Connection(conn).serve(new UpperCaseStream())
+   * );
+   * const client = new Connection(
+   *   await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+   * );
+   * await ReadableStream.from([new TextEncoder().encode("shout")])
+   *   .pipeTo(client.writable);
+   * assert.equal(await new Response(client.readable).text(), "SHOUT");
+   * await served;
+   * ```
+   */
+  async serve(service: TransformStream<Uint8Array, Uint8Array>): Promise<void> {
+    this.#take("engine");
+    try {
+      await pump(this.#pumpIO(), service);
+    } catch (error) {
+      this.#fail(error);
+      throw this.#failed ? this.#failure : error;
+    }
+    await this.closed;
+  }
+
+  /**
+   * Closes the connection now, in both directions; bytes not yet sent are
+   * dropped. Streams still open error with `reason` (an `Interrupted` error
+   * when none is given), `signal` aborts with it and `closed` rejects with
+   * it. Once both directions have ended, it does nothing: the connection is
+   * closed already.
+   *
+   * @param reason Why the connection is closed.
+   */
+  close(reason?: unknown): void {
+    if (this.#connClosed) return;
+    this.#fail(
+      reason ?? new Deno.errors.Interrupted("Connection closed by close()"),
+    );
+  }
+
+  /** Closes the connection now, as {@linkcode Connection.prototype.close}. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * Closes the connection now and waits until it is closed; never rejects.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    await this.closed.catch(() => {});
+  }
+
+  // -------------------------------------------------------------------------
+  // Reading
+
+  #take(owner: "readable" | "reader" | "engine"): void {
+    if (this.#owner !== undefined) {
+      throw new TypeError(
+        `Cannot use the connection's read side for ${owner} as ${this.#owner} holds it`,
+      );
+    }
+    this.#owner = owner;
+  }
+
+  #release(): void {
+    this.#owner = undefined;
+  }
+
+  /** Reads from the socket into `view`; counts, and maps our own close. */
+  async #readInto(view: Uint8Array): Promise<number | null> {
+    let n: number | null;
+    try {
+      n = await this.#conn.read(view);
+    } catch (error) {
+      // A read cut short by our own close reports that close's reason.
+      if (this.#failed) throw this.#failure;
+      if (this.#connClosed) return null;
+      this.#fail(error);
+      throw error;
+    }
+    if (n === null) {
+      this.#endRead();
+      return null;
+    }
+    this.#bytesRead += n;
+    return n;
+  }
+
+  /** The next bytes as a chunk nobody else will write to, or null at EOF. */
+  async #readOwned(): Promise<Uint8Array | null> {
+    const back = this.#takePushback();
+    if (back) return back;
+    if (this.#readDone) return this.#endedRead();
+    const buffer = this.#spare ?? new Uint8Array(this.#readSize);
+    this.#spare = undefined;
+    const n = await this.#readInto(buffer);
+    if (n === null) return null;
+    this.#adapt(n, buffer.length);
+    // A small read is copied out and its buffer kept for the next one; a
+    // large one is handed on as it is, without a copy.
+    if (n <= buffer.length >> 2) {
+      if (buffer.length === this.#readSize) this.#spare = buffer;
+      return buffer.slice(0, n);
+    }
+    return buffer.subarray(0, n);
+  }
+
+  /** The next bytes in a buffer reused by the next call, or null at EOF. */
+  async #readBorrowed(): Promise<Uint8Array | null> {
+    const back = this.#takePushback();
+    if (back) return back;
+    if (this.#readDone) return this.#endedRead();
+    let buffer = this.#loopBuffer;
+    if (buffer === undefined || buffer.length !== this.#readSize) {
+      buffer = this.#loopBuffer = new Uint8Array(this.#readSize);
+    }
+    const n = await this.#readInto(buffer);
+    if (n === null) {
+      this.#loopBuffer = undefined;
+      return null;
+    }
+    this.#adapt(n, buffer.length);
+    return n === buffer.length ? buffer : buffer.subarray(0, n);
+  }
+
+  #endedRead(): null {
+    if (this.#failed) throw this.#failure;
+    return null;
+  }
+
+  /**
+   * Grows the read size fourfold while reads fill their buffer; drops back
+   * to the smallest size once a read brings less than a sixteenth, so that
+   * a quiet connection waits on a small buffer.
+   */
+  #adapt(n: number, length: number): void {
+    if (n === length) {
+      if (length < this.#maxRead) {
+        this.#readSize = Math.min(length * 4, this.#maxRead);
+      }
+    } else if (n <= length >> 4 && this.#readSize > MIN_READ) {
+      this.#readSize = Math.min(MIN_READ, this.#maxRead);
+      this.#spare = undefined;
+    }
+  }
+
+  #takePushback(): Uint8Array | undefined {
+    const back = this.#pushback;
+    this.#pushback = undefined;
+    return back;
+  }
+
+  /** Puts bytes back in front of the input, for the next reader. */
+  #unread(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.#pushback = this.#pushback
+      ? concat([bytes, this.#pushback])
+      : bytes.slice();
+  }
+
+  async #pull(controller: ReadableByteStreamController): Promise<void> {
+    const request = controller.byobRequest;
+    try {
+      if (request?.view) {
+        const view = new Uint8Array(
+          request.view.buffer,
+          request.view.byteOffset,
+          request.view.byteLength,
+        );
+        const back = this.#takePushback();
+        if (back) {
+          const n = Math.min(back.length, view.length);
+          view.set(back.subarray(0, n));
+          this.#unread(back.subarray(n));
+          request.respond(n);
+          return;
+        }
+        if (this.#readDone) {
+          this.#endedRead();
+          controller.close();
+          request.respond(0);
+          return;
+        }
+        const n = await this.#readInto(view);
+        if (this.#readController !== controller) return;
+        if (n === null) {
+          if (!this.#failed) {
+            controller.close();
+            request.respond(0);
+          }
+          return;
+        }
+        request.respond(n);
+        return;
+      }
+      const chunk = await this.#readOwned();
+      if (chunk === null) {
+        controller.close();
+        return;
+      }
+      controller.enqueue(chunk);
+    } catch (error) {
+      try {
+        controller.error(error);
+      } catch { /* errored by #fail already */ }
+    }
+  }
+
+  #endRead(): void {
+    if (this.#readDone) return;
+    this.#readDone = true;
+    this.#loopBuffer = this.#spare = undefined;
+    this.#settle();
+  }
+
+  // -------------------------------------------------------------------------
+  // Writing
+
+  #checkWritable(): void {
+    if (this.#writeFailed) throw this.#writeError;
+    if (this.#failed) throw this.#failure;
+    if (this.#connClosed || this.#closingWrite) {
+      throw new TypeError(
+        `Cannot write to connection as its write side is closed: current state is ${this.state}`,
+      );
+    }
+  }
+
+  /**
+   * Queues `chunk`: a small one is copied into the last buffer segment (and
+   * its promise resolves now); a large one is queued as it is, and its
+   * promise resolves once it has been sent.
+   */
+  #admit(chunk: Uint8Array): Promise<void> {
+    if (chunk.length >= this.#directWrite) {
+      const done = Promise.withResolvers<void>();
+      this.#segments.push({ data: chunk, length: chunk.length, done });
+      return done.promise;
+    }
+    const last = this.#segments.at(-1);
+    // The first segment may be in flight; only a later one takes more bytes.
+    if (
+      last !== undefined && last.done === undefined &&
+      this.#segments.length > (this.#flushing ? 1 : 0)
+    ) {
+      const needed = last.length + chunk.length;
+      if (needed > last.data.length) {
+        const grown = new Uint8Array(
+          Math.min(
+            Math.max(needed, last.data.length * 2),
+            Math.max(this.#writeBufferSize, needed),
+          ),
+        );
+        grown.set(last.data.subarray(0, last.length));
+        last.data = grown;
+      }
+      last.data.set(chunk, last.length);
+      last.length = needed;
+    } else {
+      this.#segments.push({ data: chunk.slice(), length: chunk.length });
+    }
+    this.#buffered += chunk.length;
+    return Promise.resolve();
+  }
+
+  /** Lets waiting writes in, in order, while there is room. */
+  #wake(): void {
+    while (this.#waiters.length > 0) {
+      const waiter = this.#waiters[0];
+      const copy = waiter.chunk.length < this.#directWrite;
+      if (
+        copy &&
+        this.#buffered + waiter.chunk.length > this.#writeBufferSize
+      ) return;
+      this.#waiters.shift();
+      this.#admit(waiter.chunk).then(waiter.resolve, waiter.reject);
+    }
+  }
+
+  /** Sends queued segments until none is left; the first error ends it. */
+  async #flush(): Promise<void> {
+    let segment: Segment | undefined;
+    try {
+      while ((segment = this.#segments[0]) !== undefined) {
+        await this.#send(
+          segment.length === segment.data.length
+            ? segment.data
+            : segment.data.subarray(0, segment.length),
+        );
+        this.#segments.shift();
+        if (segment.done) segment.done.resolve();
+        else {
+          this.#buffered -= segment.length;
+          this.#wake();
+        }
+      }
+    } catch (error) {
+      this.#dropWrites(error);
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+
+  /** Fails every queued and waiting write with `error`. */
+  #dropWrites(error: unknown): void {
+    this.#writeError ??= error;
+    this.#writeFailed = true;
+    for (const segment of this.#segments) segment.done?.reject(error);
+    for (const waiter of this.#waiters) waiter.reject(error);
+    this.#segments = [];
+    this.#waiters = [];
+    this.#buffered = 0;
+  }
+
+  /** Waits until nothing is queued, waiting or being sent. */
+  async #drainWrites(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+    if (this.#writeFailed) throw this.#writeError;
+  }
+
+  /** Writes all of `bytes` to the socket, counting progress as it goes. */
+  async #send(bytes: Uint8Array): Promise<void> {
+    const conn = this.#conn;
+    let written = 0;
+    try {
+      while (written < bytes.length) {
+        const n = await conn.write(
+          written === 0 ? bytes : bytes.subarray(written),
+        );
+        written += n;
+        this.#bytesWritten += n;
+      }
+    } catch (error) {
+      const reason = this.#failed ? this.#failure : error;
+      this.#fail(reason);
+      throw reason;
+    }
+  }
+
+  /**
+   * For the engine: writes borrowed chunks in full before it returns, in one
+   * system call where there are several.
+   */
+  async #sendAll(chunks: Uint8Array[]): Promise<void> {
+    let bytes: Uint8Array;
+    if (chunks.length === 1) {
+      bytes = chunks[0];
+      checkChunk(bytes);
+    } else {
+      let total = 0;
+      for (const chunk of chunks) {
+        checkChunk(chunk);
+        total += chunk.length;
+      }
+      bytes = concat(chunks, total);
+    }
+    this.#checkWritable();
+    if (this.#flushing) await this.#drainWrites();
+    // Hold the line, so that a write made meanwhile queues behind.
+    const sending = this.#send(bytes);
+    this.#flushing = sending.then(noop, noop).then(() => {
+      this.#flushing = undefined;
+      if (this.#segments.length > 0) this.#flushing = this.#flush();
+    });
+    await sending;
+  }
+
+  async #closeWrite(): Promise<void> {
+    await this.#drainWrites();
+    if (this.#failed) throw this.#failure;
+    if (this.#writeDone) return;
+    try {
+      await this.#conn.closeWrite();
+    } catch (error) {
+      // The peer may have closed its side already: our FIN is moot then.
+      if (!(error instanceof Deno.errors.NotConnected)) {
+        this.#fail(error);
+        throw error;
+      }
+    }
+    this.#writeDone = true;
+    this.#settle();
+  }
+
+  // -------------------------------------------------------------------------
+  // Life cycle
+
+  #pumpIO(): PumpIO {
+    return {
+      read: (owned) => owned ? this.#readOwned() : this.#readBorrowed(),
+      write: (chunk) => this.write(chunk),
+      writeAll: (chunks) => this.#sendAll(chunks),
+      closeWrite: () => this.closeWrite(),
+      fail: (reason) => this.#fail(reason),
+      unread: (bytes) => this.#unread(bytes),
+    };
+  }
+
+  /** Closes the connection once both directions are done. */
+  #settle(): void {
+    if (this.#readDone && this.#writeDone && !this.#connClosed) {
+      this.#closeConn();
+      this.#resolveClosed();
+    }
+  }
+
+  /** Tears everything down with `reason`; only the first failure counts. */
+  #fail(reason: unknown): void {
+    if (this.#connClosed) return;
+    this.#failed = true;
+    this.#failure = reason;
+    this.#closeConn();
+    this.#controller.abort(reason);
+    if (!this.#readDone) {
+      this.#readDone = true;
+      try {
+        this.#readController?.error(reason);
+      } catch { /* already closed or errored */ }
+    }
+    this.#writeDone = true;
+    this.#dropWrites(reason);
+    try {
+      this.#writeController?.error(reason);
+    } catch { /* already errored */ }
+    this.#rejectClosed(reason);
+  }
+
+  #closeConn(): void {
+    this.#connClosed = true;
+    this.#loopBuffer = this.#spare = undefined;
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    try {
+      this.#conn.close();
+    } catch { /* closed by someone else already */ }
+  }
+}
+
+function concat(parts: Uint8Array[], length?: number): Uint8Array {
+  length ??= parts.reduce((sum, part) => sum + part.length, 0);
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+function indexOf(
+  haystack: Uint8Array,
+  needle: Uint8Array,
+  from: number,
+): number {
+  const first = needle[0];
+  const last = haystack.length - needle.length;
+  for (let i = haystack.indexOf(first, from); i !== -1 && i <= last;) {
+    let j = 1;
+    while (j < needle.length && haystack[i + j] === needle[j]) j++;
+    if (j === needle.length) return i;
+    i = haystack.indexOf(first, i + 1);
+  }
+  return -1;
+}
+
+/**
+ * A pull reader over a {@linkcode Connection}'s read side, from
+ * {@linkcode Connection.prototype.reader}: what protocol drivers write by
+ * hand (read a header of n bytes, a line up to CRLF, peek at a magic
+ * number). Bytes it has read but not handed out stay in it, and go back to
+ * the connection on {@linkcode ConnectionReader.prototype.releaseLock}.
+ *
+ * @example Read a CRLF-terminated command, then a fixed-size payload
+ * ```ts
+ * import { Connection } from "@x/sock/connection";
+ * import assert from "node:assert/strict";
+ *
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const client = Deno.connect({
+ *   hostname: "127.0.0.1",
+ *   port: listener.addr.port,
+ * });
+ * await using server = new Connection(await listener.accept());
+ * await using peer = new Connection(await client);
+ * await peer.write(new TextEncoder().encode("SET 5\r\nhello"));
+ * await peer.closeWrite();
+ *
+ * const reader = server.reader();
+ * const command = await reader.readUntil("\r\n");
+ * assert.equal(new TextDecoder().decode(command!), "SET 5");
+ * const value = await reader.readExactly(5);
+ * assert.equal(new TextDecoder().decode(value), "hello");
+ * assert.equal(await reader.read(), null); // the peer's FIN
+ * ```
+ */
+export interface ConnectionReader {
+  /**
+   * The next bytes: what is buffered, or else what the next read brings.
+   *
+   * @returns The bytes, or `null` at the peer's FIN.
+   */
+  read(): Promise<Uint8Array | null>;
+  /**
+   * Reads exactly `n` bytes. The buffer grows as bytes arrive, never to `n`
+   * up front, so an untrusted length costs only what the peer really sends.
+   *
+   * @param n How many bytes.
+   * @returns The bytes.
+   * @throws {TruncatedFrameError} The peer finished sending first; the
+   * bytes received stay unread.
+   */
+  readExactly(n: number): Promise<Uint8Array>;
+  /**
+   * Reads up to the next `delimiter` and consumes it.
+   *
+   * @param delimiter The bytes that end a message; a string is encoded as
+   * UTF-8.
+   * @param options The limit.
+   * @returns The bytes before the delimiter, or `null` at the peer's FIN
+   * when nothing is left.
+   * @throws {FrameTooLargeError} No delimiter within `limit` bytes; they
+   * stay unread.
+   * @throws {TruncatedFrameError} The peer finished sending in the middle of
+   * a message; its bytes stay unread.
+   */
+  readUntil(
+    delimiter: Uint8Array | string,
+    options?: ReadUntilOptions,
+  ): Promise<Uint8Array | null>;
+  /**
+   * Looks at the next `n` bytes without consuming them.
+   *
+   * @param n How many bytes.
+   * @returns `n` bytes, or fewer only when the peer finished sending first.
+   */
+  peek(n: number): Promise<Uint8Array>;
+  /**
+   * Gives the read side back to the connection. The bytes this reader had
+   * read but not handed out go first to whoever reads next (`readable`, a
+   * new reader, `serve()`).
+   *
+   * @returns A copy of those unread bytes, for code that hands the
+   * connection on (such as after a protocol upgrade).
+   * @throws {TypeError} A read is still pending.
+   */
+  releaseLock(): Uint8Array;
+}
+
+/** The implementation of {@linkcode ConnectionReader}. */
+class PullReader implements ConnectionReader {
+  #io: PumpIO;
+  #onRelease: () => void;
+  #buffer: Uint8Array = new Uint8Array(0);
+  #released = false;
+  #busy = false;
+
+  constructor(io: PumpIO, onRelease: () => void) {
+    this.#io = io;
+    this.#onRelease = onRelease;
+  }
+
+  /**
+   * The next bytes: what is buffered, or else what the next read brings.
+   *
+   * @returns The bytes, or `null` at the peer's FIN.
+   */
+  read(): Promise<Uint8Array | null> {
+    return this.#run(async () => {
+      if (this.#buffer.length > 0) {
+        const out = this.#buffer;
+        this.#buffer = new Uint8Array(0);
+        return out;
+      }
+      return await this.#io.read(true);
+    });
+  }
+
+  /**
+   * Reads exactly `n` bytes. The buffer grows as bytes arrive, never to `n`
+   * up front, so an untrusted length costs only what the peer really sends.
+   *
+   * @param n How many bytes.
+   * @returns The bytes.
+   * @throws {TruncatedFrameError} The peer finished sending first; the
+   * bytes received stay unread.
+   */
+  readExactly(n: number): Promise<Uint8Array> {
+    if (!Number.isInteger(n) || n < 0) {
+      return Promise.reject(
+        new RangeError(
+          `Cannot read exactly n bytes as n must be a non-negative integer: current value is ${n}`,
+        ),
+      );
+    }
+    return this.#run(async () => {
+      if (!(await this.#fill(n))) {
+        throw new TruncatedFrameError(this.#buffer.length, n);
+      }
+      return this.#take(n, 0);
+    });
+  }
+
+  /**
+   * Reads up to the next `delimiter` and consumes it.
+   *
+   * @param delimiter The bytes that end a message; a string is encoded as
+   * UTF-8.
+   * @param options The limit.
+   * @returns The bytes before the delimiter, or `null` at the peer's FIN
+   * when nothing is left.
+   * @throws {FrameTooLargeError} No delimiter within `limit` bytes; they
+   * stay unread.
+   * @throws {TruncatedFrameError} The peer finished sending in the middle of
+   * a message; its bytes stay unread.
+   */
+  readUntil(
+    delimiter: Uint8Array | string,
+    options: ReadUntilOptions = {},
+  ): Promise<Uint8Array | null> {
+    const needle = typeof delimiter === "string"
+      ? new TextEncoder().encode(delimiter)
+      : delimiter;
+    const { limit = DEFAULT_READ_UNTIL_LIMIT } = options;
+    if (!(needle instanceof Uint8Array) || needle.length === 0) {
+      return Promise.reject(
+        new TypeError(
+          `Cannot read until a delimiter as it must be a non-empty string or Uint8Array: current value is ${
+            describeType(delimiter)
+          }`,
+        ),
+      );
+    }
+    return this.#run(async () => {
+      let from = 0;
+      while (true) {
+        const at = indexOf(this.#buffer, needle, from);
+        if (at !== -1 && at <= limit) return this.#take(at, needle.length);
+        if (this.#buffer.length - needle.length >= limit) {
+          throw new FrameTooLargeError(
+            `Cannot read until the delimiter as the message must be <= ${limit} bytes: current length is over ${limit} bytes`,
+            this.#buffer.length,
+            limit,
+          );
+        }
+        from = Math.max(0, this.#buffer.length - needle.length + 1);
+        if (!(await this.#more())) {
+          if (this.#buffer.length === 0) return null;
+          throw new TruncatedFrameError(
+            this.#buffer.length,
+            this.#buffer.length + needle.length,
+          );
+        }
+      }
+    });
+  }
+
+  /**
+   * Looks at the next `n` bytes without consuming them.
+   *
+   * @param n How many bytes.
+   * @returns `n` bytes, or fewer only when the peer finished sending first.
+   */
+  peek(n: number): Promise<Uint8Array> {
+    return this.#run(async () => {
+      await this.#fill(n);
+      return this.#buffer.slice(0, Math.min(n, this.#buffer.length));
+    });
+  }
+
+  /**
+   * Gives the read side back to the connection. The bytes this reader had
+   * read but not handed out go first to whoever reads next (`readable`, a
+   * new reader, `serve()`).
+   *
+   * @returns A copy of those unread bytes, for code that hands the
+   * connection on (such as after a protocol upgrade).
+   * @throws {TypeError} A read is still pending.
+   */
+  releaseLock(): Uint8Array {
+    if (this.#released) return new Uint8Array(0);
+    if (this.#busy) {
+      throw new TypeError(
+        "Cannot release the reader as a read is pending: await it first",
+      );
+    }
+    this.#released = true;
+    const unread = this.#buffer.slice();
+    this.#io.unread(this.#buffer);
+    this.#buffer = new Uint8Array(0);
+    this.#onRelease();
+    return unread;
+  }
+
+  async #run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#released) {
+      throw new TypeError("Cannot read as the reader has been released");
+    }
+    if (this.#busy) {
+      throw new TypeError(
+        "Cannot read as another read is pending on this reader: await it first",
+      );
+    }
+    this.#busy = true;
+    try {
+      return await work();
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** Reads once more into the buffer; false at EOF. */
+  async #more(): Promise<boolean> {
+    const chunk = await this.#io.read(true);
+    if (chunk === null) return false;
+    this.#buffer = this.#buffer.length === 0
+      ? chunk
+      : concat([this.#buffer, chunk]);
+    return true;
+  }
+
+  /** Reads until `n` bytes are buffered; false if EOF came first. */
+  async #fill(n: number): Promise<boolean> {
+    while (this.#buffer.length < n) {
+      if (!(await this.#more())) return false;
+    }
+    return true;
+  }
+
+  /** Hands out `n` bytes and drops `skip` more. */
+  #take(n: number, skip: number): Uint8Array {
+    const out = this.#buffer.subarray(0, n);
+    this.#buffer = this.#buffer.subarray(n + skip);
+    return out;
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The engine: runs one service over one connection. Private; reached
+ * through `Connection.prototype.serve`, which `serve()` uses for every
+ * service.
+ *
+ * Two paths, chosen by a documented mechanism rather than by class:
+ *
+ * - a `SyncTransformStream` whose streams are unlocked runs inside the
+ *   read loop: read into a reused buffer, call the transformer, write what
+ *   it emitted (several chunks in one system call), read again. No stream,
+ *   no promise per chunk beyond the read and the write.
+ * - any other `TransformStream` is fed by a read loop and drained by a write
+ *   loop, both at once, with the service's own backpressure between them.
+ *
+ * @module
+ */
+
+import { SyncTransformStream } from "./sync_transform.ts";
+
+/** What the engine needs of a connection (see `Connection`). */
+export interface PumpIO {
+  /**
+   * The next bytes, or `null` at the peer's FIN. An `owned` chunk is never
+   * reused; otherwise it is valid until the next call.
+   */
+  read(owned: boolean): Promise<Uint8Array | null>;
+  /** The coalescing write: the caller may reuse `chunk` once it resolves. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Sends the chunks in full before resolving, several in one call. */
+  writeAll(chunks: Uint8Array[]): Promise<void>;
+  /** Flushes, then sends our FIN. */
+  closeWrite(): Promise<void>;
+  /** Tears the connection down with `reason`. */
+  fail(reason: unknown): void;
+  /** Puts bytes back in front of the input. */
+  unread(bytes: Uint8Array): void;
+}
+
+/**
+ * Runs `service` over `io` until both directions are done.
+ *
+ * @param io The connection's internals.
+ * @param service The per-connection behaviour.
+ * @returns Resolves when the service has flushed and our FIN is sent;
+ * rejects with the first error, of the service or of the network.
+ */
+export function pump(
+  io: PumpIO,
+  service: TransformStream<Uint8Array, Uint8Array>,
+): Promise<void> {
+  if (!(service instanceof TransformStream)) {
+    return Promise.reject(
+      new TypeError(
+        `Cannot serve connection as the service must be a TransformStream: current value is ${
+          Object.prototype.toString.call(service)
+        }`,
+      ),
+    );
+  }
+  if (
+    service instanceof SyncTransformStream && !service.readable.locked &&
+    !service.writable.locked
+  ) {
+    return pumpSync(io, service.transformer);
+  }
+  return pumpStreams(io, service);
+}
+
+async function pumpSync(
+  io: PumpIO,
+  transformer: SyncTransformStream<Uint8Array, Uint8Array>["transformer"],
+): Promise<void> {
+  const out: Uint8Array[] = [];
+  const emit = (chunk: Uint8Array) => {
+    if (chunk.length > 0) out.push(chunk);
+  };
+  while (true) {
+    const chunk = await io.read(false);
+    if (chunk === null) break;
+    transformer.transform(chunk, emit);
+    if (out.length > 0) {
+      await io.writeAll(out);
+      out.length = 0;
+    }
+  }
+  transformer.flush?.(emit);
+  if (out.length > 0) await io.writeAll(out);
+  await io.closeWrite();
+}
+
+async function pumpStreams(
+  io: PumpIO,
+  service: TransformStream<Uint8Array, Uint8Array>,
+): Promise<void> {
+  const writer = service.writable.getWriter();
+  const reader = service.readable.getReader();
+  let failed = false;
+  let failure: unknown;
+  const fail = (error: unknown) => {
+    if (failed) return;
+    failed = true;
+    failure = error;
+    io.fail(error);
+    writer.abort(error).catch(() => {});
+    reader.cancel(error).catch(() => {});
+  };
+
+  const input = async () => {
+    try {
+      while (!failed) {
+        const chunk = await io.read(true);
+        if (chunk === null) break;
+        // Wait for the service's backpressure, not for each chunk's end.
+        await writer.ready;
+        writer.write(chunk).catch(fail);
+      }
+      if (!failed) await writer.close();
+    } catch (error) {
+      fail(error);
+    }
+  };
+
+  const output = async () => {
+    try {
+      while (true) {
+        const result = await reader.read();
+        if (result.done) break;
+        await io.write(result.value);
+      }
+      await io.closeWrite();
+    } catch (error) {
+      fail(error);
+    }
+  };
+
+  await Promise.all([input(), output()]);
+  if (failed) throw failure;
+}
