@@ -126,6 +126,8 @@ export interface ReadUntilOptions {
 }
 
 const MIN_READ = 4096;
+/** A free tail shorter than this is not worth a read of its own. */
+const CARVE_MIN = 1024;
 const DEFAULT_MAX_READ = 1 << 20;
 const DEFAULT_WRITE_BUFFER = 65536;
 const DEFAULT_READ_UNTIL_LIMIT = 65536;
@@ -144,8 +146,6 @@ interface Segment {
 interface Waiter extends PromiseWithResolvers<void> {
   chunk: Uint8Array;
 }
-
-function noop(): void {}
 
 function describeType(value: unknown): string {
   if (value === null) return "null";
@@ -251,6 +251,8 @@ export class Connection implements Disposable, AsyncDisposable {
   #readController?: ReadableByteStreamController;
   #readSize = MIN_READ;
   #spare?: Uint8Array;
+  #carve?: Uint8Array;
+  #carved = 0;
   #loopBuffer?: Uint8Array;
   #pushback?: Uint8Array;
 
@@ -264,6 +266,10 @@ export class Connection implements Disposable, AsyncDisposable {
   /** Writes waiting for room in the buffer, in order. */
   #waiters: Waiter[] = [];
   #flushing?: Promise<void>;
+  /** The segment being sent: it takes no more bytes. */
+  #inFlight?: Segment;
+  /** The engine is sending borrowed bytes; queued writes wait for it. */
+  #sendingDirect = false;
   #writeError: unknown = undefined;
   #writeFailed = false;
   #closingWrite?: Promise<void>;
@@ -450,7 +456,7 @@ export class Connection implements Disposable, AsyncDisposable {
       (!copy || this.#buffered + chunk.length <= this.#writeBufferSize)
     ) {
       const done = this.#admit(chunk);
-      this.#flushing ??= this.#flush();
+      if (!this.#sendingDirect) this.#flushing ??= this.#flush();
       return done;
     }
     // Wait in line, so that writes leave in the order they were made.
@@ -614,20 +620,49 @@ export class Connection implements Disposable, AsyncDisposable {
     return n;
   }
 
-  /** The next bytes as a chunk nobody else will write to, or null at EOF. */
+  /**
+   * The next bytes as a chunk nobody else will write to, or null at EOF:
+   * for the engine's stream path and the pull reader. Chunks are carved one
+   * after another out of a buffer and handed on without a copy; a new
+   * buffer is allocated when the free tail runs short.
+   */
   async #readOwned(): Promise<Uint8Array | null> {
-    const back = this.#takePushback();
-    if (back) return back;
+    if (this.#pushback) return this.#takePushback()!;
     if (this.#readDone) return this.#endedRead();
-    const buffer = this.#spare ?? new Uint8Array(this.#readSize);
+    let buffer = this.#carve;
+    if (
+      buffer === undefined ||
+      buffer.length - this.#carved < CARVE_MIN ||
+      buffer.length > this.#readSize * 4
+    ) {
+      buffer = this.#carve = new Uint8Array(this.#readSize);
+      this.#carved = 0;
+    }
+    const start = this.#carved;
+    const n = await this.#readInto(buffer.subarray(start));
+    if (n === null) return null;
+    this.#adapt(n, buffer.length - start);
+    this.#carved = start + n;
+    return buffer.subarray(start, start + n);
+  }
+
+  /**
+   * The next bytes for the byte stream, whose `enqueue` takes the whole
+   * buffer: a large read hands its buffer on, a small one is copied out of
+   * a buffer kept for the next read.
+   */
+  async #readForStream(): Promise<Uint8Array | null> {
+    if (this.#pushback) return this.#takePushback()!;
+    if (this.#readDone) return this.#endedRead();
+    const buffer = this.#spare?.length === this.#readSize
+      ? this.#spare
+      : new Uint8Array(this.#readSize);
     this.#spare = undefined;
     const n = await this.#readInto(buffer);
     if (n === null) return null;
     this.#adapt(n, buffer.length);
-    // A small read is copied out and its buffer kept for the next one; a
-    // large one is handed on as it is, without a copy.
-    if (n <= buffer.length >> 2) {
-      if (buffer.length === this.#readSize) this.#spare = buffer;
+    if (n < buffer.length >> 1) {
+      this.#spare = buffer;
       return buffer.slice(0, n);
     }
     return buffer.subarray(0, n);
@@ -635,18 +670,27 @@ export class Connection implements Disposable, AsyncDisposable {
 
   /** The next bytes in a buffer reused by the next call, or null at EOF. */
   async #readBorrowed(): Promise<Uint8Array | null> {
-    const back = this.#takePushback();
-    if (back) return back;
+    if (this.#pushback) return this.#takePushback()!;
     if (this.#readDone) return this.#endedRead();
     let buffer = this.#loopBuffer;
     if (buffer === undefined || buffer.length !== this.#readSize) {
       buffer = this.#loopBuffer = new Uint8Array(this.#readSize);
     }
-    const n = await this.#readInto(buffer);
+    // The engine's hot path: #readInto inlined, one promise per read.
+    let n: number | null;
+    try {
+      n = await this.#conn.read(buffer);
+    } catch (error) {
+      if (this.#failed) throw this.#failure;
+      if (this.#connClosed) return null;
+      this.#fail(error);
+      throw error;
+    }
     if (n === null) {
-      this.#loopBuffer = undefined;
+      this.#endRead();
       return null;
     }
+    this.#bytesRead += n;
     this.#adapt(n, buffer.length);
     return n === buffer.length ? buffer : buffer.subarray(0, n);
   }
@@ -657,18 +701,22 @@ export class Connection implements Disposable, AsyncDisposable {
   }
 
   /**
-   * Grows the read size fourfold while reads fill their buffer; drops back
-   * to the smallest size once a read brings less than a sixteenth, so that
-   * a quiet connection waits on a small buffer.
+   * Grows the read size fourfold while reads fill their buffer, and halves
+   * it while they bring less than an eighth of it: a busy connection reads
+   * in large gulps, and a quiet one ends up waiting on a small buffer,
+   * without one odd read throwing a busy connection back to the start.
+   *
+   * @param n What the read brought.
+   * @param length What it could have brought.
    */
   #adapt(n: number, length: number): void {
     if (n === length) {
-      if (length < this.#maxRead) {
-        this.#readSize = Math.min(length * 4, this.#maxRead);
-      }
-    } else if (n <= length >> 4 && this.#readSize > MIN_READ) {
-      this.#readSize = Math.min(MIN_READ, this.#maxRead);
-      this.#spare = undefined;
+      this.#readSize = Math.max(
+        this.#readSize,
+        Math.min(length * 4, this.#maxRead),
+      );
+    } else if (n < this.#readSize >> 3 && this.#readSize > MIN_READ) {
+      this.#readSize = Math.max(this.#readSize >> 1, MIN_READ);
     }
   }
 
@@ -721,7 +769,7 @@ export class Connection implements Disposable, AsyncDisposable {
         request.respond(n);
         return;
       }
-      const chunk = await this.#readOwned();
+      const chunk = await this.#readForStream();
       if (chunk === null) {
         controller.close();
         return;
@@ -737,7 +785,7 @@ export class Connection implements Disposable, AsyncDisposable {
   #endRead(): void {
     if (this.#readDone) return;
     this.#readDone = true;
-    this.#loopBuffer = this.#spare = undefined;
+    this.#loopBuffer = this.#spare = this.#carve = undefined;
     this.#settle();
   }
 
@@ -766,10 +814,9 @@ export class Connection implements Disposable, AsyncDisposable {
       return done.promise;
     }
     const last = this.#segments.at(-1);
-    // The first segment may be in flight; only a later one takes more bytes.
+    // A copy buffer takes more bytes until it is sent.
     if (
-      last !== undefined && last.done === undefined &&
-      this.#segments.length > (this.#flushing ? 1 : 0)
+      last !== undefined && last.done === undefined && last !== this.#inFlight
     ) {
       const needed = last.length + chunk.length;
       if (needed > last.data.length) {
@@ -808,13 +855,21 @@ export class Connection implements Disposable, AsyncDisposable {
   /** Sends queued segments until none is left; the first error ends it. */
   async #flush(): Promise<void> {
     let segment: Segment | undefined;
+    let first = true;
     try {
       while ((segment = this.#segments[0]) !== undefined) {
+        // The first write after a quiet spell leaves at once. Later ones
+        // let a burst still in progress (such as a stream handing on one
+        // chunk every few microtasks) join them first, as long as it grows.
+        if (!first && segment.done === undefined) await this.#gather(segment);
+        first = false;
+        this.#inFlight = segment;
         await this.#send(
           segment.length === segment.data.length
             ? segment.data
             : segment.data.subarray(0, segment.length),
         );
+        this.#inFlight = undefined;
         this.#segments.shift();
         if (segment.done) segment.done.resolve();
         else {
@@ -825,7 +880,24 @@ export class Connection implements Disposable, AsyncDisposable {
     } catch (error) {
       this.#dropWrites(error);
     } finally {
+      this.#inFlight = undefined;
       this.#flushing = undefined;
+    }
+  }
+
+  /** Yields microtasks while `segment` keeps growing, within bounds. */
+  async #gather(segment: Segment): Promise<void> {
+    let seen = segment.length;
+    for (let turn = 0, still = 0; turn < 256 && still < 16; turn++) {
+      if (
+        this.#segments.length > 1 || this.#buffered >= this.#writeBufferSize
+      ) return;
+      await undefined;
+      if (segment.length === seen) still++;
+      else {
+        seen = segment.length;
+        still = 0;
+      }
     }
   }
 
@@ -884,13 +956,27 @@ export class Connection implements Disposable, AsyncDisposable {
     }
     this.#checkWritable();
     if (this.#flushing) await this.#drainWrites();
-    // Hold the line, so that a write made meanwhile queues behind.
-    const sending = this.#send(bytes);
-    this.#flushing = sending.then(noop, noop).then(() => {
-      this.#flushing = undefined;
-      if (this.#segments.length > 0) this.#flushing = this.#flush();
-    });
-    await sending;
+    // Hold the line: a write made meanwhile queues behind this one.
+    this.#sendingDirect = true;
+    // #send inlined: this is the engine's hot path.
+    const conn = this.#conn;
+    let written = 0;
+    try {
+      while (written < bytes.length) {
+        const n = await conn.write(
+          written === 0 ? bytes : bytes.subarray(written),
+        );
+        written += n;
+        this.#bytesWritten += n;
+      }
+    } catch (error) {
+      const reason = this.#failed ? this.#failure : error;
+      this.#fail(reason);
+      throw reason;
+    } finally {
+      this.#sendingDirect = false;
+      if (this.#segments.length > 0) this.#flushing ??= this.#flush();
+    }
   }
 
   async #closeWrite(): Promise<void> {
@@ -955,7 +1041,7 @@ export class Connection implements Disposable, AsyncDisposable {
 
   #closeConn(): void {
     this.#connClosed = true;
-    this.#loopBuffer = this.#spare = undefined;
+    this.#loopBuffer = this.#spare = this.#carve = undefined;
     this.#signal?.removeEventListener("abort", this.#onAbort);
     try {
       this.#conn.close();
