@@ -77,13 +77,24 @@ async function pumpSync(
   while (true) {
     const chunk = await io.read(false);
     if (chunk === null) break;
-    transformer.transform(chunk, emit);
+    try {
+      transformer.transform(chunk, emit);
+    } catch (error) {
+      // What it emitted before it threw was meant for the peer.
+      if (out.length > 0) await io.writeAll(out).catch(() => {});
+      throw error;
+    }
     if (out.length > 0) {
       await io.writeAll(out);
       out.length = 0;
     }
   }
-  transformer.flush?.(emit);
+  try {
+    transformer.flush?.(emit);
+  } catch (error) {
+    if (out.length > 0) await io.writeAll(out).catch(() => {});
+    throw error;
+  }
   if (out.length > 0) await io.writeAll(out);
   await io.closeWrite();
 }

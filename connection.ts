@@ -359,6 +359,17 @@ export class Connection implements Disposable, AsyncDisposable {
   }
 
   /**
+   * Bytes accepted for writing that have not reached the socket yet, as
+   * with `WebSocket.bufferedAmount`: zero once everything has been sent.
+   */
+  get bufferedAmount(): number {
+    let amount = 0;
+    for (const segment of this.#segments) amount += segment.length;
+    for (const waiter of this.#waiters) amount += waiter.chunk.length;
+    return amount;
+  }
+
+  /**
    * What the peer sends, as a byte stream (`type: "bytes"`): default and
    * BYOB readers both work. Ends at the peer's FIN and leaves the connection
    * open for writing; cancelling it stops reading. It reads nothing ahead of
