@@ -48,7 +48,11 @@
  *   of `chunk`; they are consumed (written or copied) before the next call.
  * - `flush` is called once after the last chunk, for trailing output.
  * - Throwing errors the stream (or, in the engine, ends the connection and
- *   reports the error as the service's).
+ *   reports the error as the service's). The engine still sends what the
+ *   call emitted before it threw; a web stream, by its rules, drops chunks
+ *   still queued in its readable when it errors, so a decoder that must
+ *   deliver every message before an error hands them on first (as
+ *   `framed()` does).
  *
  * @typeParam I The type of chunks in.
  * @typeParam O The type of chunks out.
