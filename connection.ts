@@ -70,7 +70,8 @@ export interface ConnectionOptions {
   /**
    * Sets `TCP_NODELAY`: small writes leave at once instead of waiting for
    * the peer's ACK (Nagle's algorithm). Ignored for connections that are not
-   * TCP.
+   * TCP, and for `Deno.TlsConn`, which (as of Deno 2.9) cannot set it: set
+   * it on the TCP connection before `Deno.startTls()`, as `connect()` does.
    *
    * @default {true}
    */
