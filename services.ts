@@ -1,7 +1,16 @@
 /**
- * The classic per-connection services as web `TransformStream`s: upper-case
- * and echo. They work in any pipe, and over a connection through
- * {@linkcode ConnStreams}.
+ * The classic per-connection services, in the shape that fits each:
+ *
+ * - services that map bytes to bytes are `TransformStream`s (built on
+ *   {@linkcode SyncTransformStream}, so the connection engine can run them
+ *   without streams): {@linkcode UpperCaseStream}, {@linkcode EchoStream}
+ *   and {@linkcode DiscardStream} (RFC 863). A `serve()` handler returns a
+ *   fresh one per connection.
+ * - services whose output is not driven by input are handler functions
+ *   `(connection) => Promise<void>`, passed to `serve()` as they are:
+ *   {@linkcode chargen} (RFC 864) and {@linkcode daytime} (RFC 867).
+ * - {@linkcode execHandler} builds a handler that runs a program per
+ *   connection, wired to the client with half-close both ways.
  *
  * ```ts
  * import { UpperCaseStream } from "@x/sock/services";
@@ -19,6 +28,35 @@
  */
 
 import { SyncTransformStream } from "./sync_transform.ts";
+
+export { exec, execHandler, type ExecOptions, parseCommand } from "./_exec.ts";
+
+/**
+ * What the handler services ({@linkcode chargen}, {@linkcode daytime}) use of
+ * a connection. The `Connection` that `serve()` hands to its handler has all
+ * of it; so does anything with half-close safe streams, such as
+ * `ConnStreams` with an `AbortController`'s signal.
+ */
+export interface ServiceConnection {
+  /** What the client sends; ends at the client's FIN. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** What we send; closing it sends our FIN. */
+  readonly writable: WritableStream<Uint8Array>;
+  /** Aborts when the connection is closed before its end. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * What a handler service uses of the context `serve()` gives its handler
+ * (`HandlerContext`); all of it optional.
+ */
+export interface ServiceContext {
+  /**
+   * Aborts when the server starts to shut down: a service that would run for
+   * ever then ends at a clean boundary.
+   */
+  readonly shutdown?: AbortSignal;
+}
 
 /**
  * Upper-cases the ASCII letters `a` to `z` and passes every other byte on
@@ -136,6 +174,236 @@ export function upperCase(bytes: Uint8Array): Uint8Array {
     out[j] = isLower(byte) ? byte - 0x20 : byte;
   }
   return out;
+}
+
+/**
+ * The discard service of RFC 863: reads everything the client sends and
+ * drops it, emitting nothing. Our FIN follows the client's, so a client can
+ * tell that every byte was taken.
+ *
+ * @example Discard over a connection
+ * ```ts
+ * import { DiscardStream } from "@x/sock/services";
+ * import { serve } from "@x/sock/server";
+ * import assert from "node:assert/strict";
+ *
+ * const closed = Promise.withResolvers<number>();
+ * await using server = serve({
+ *   port: 0,
+ *   onClose: (info) => closed.resolve(info.bytesIn),
+ * }, () => new DiscardStream());
+ * const { port } = server.addr as Deno.NetAddr;
+ * using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ * await conn.write(new Uint8Array(1000));
+ * await conn.closeWrite();
+ * assert.equal(await conn.read(new Uint8Array(1)), null); // nothing back
+ * assert.equal(await closed.promise, 1000);
+ * ```
+ */
+export class DiscardStream extends SyncTransformStream<Uint8Array, Uint8Array> {
+  /** Creates the stream. */
+  constructor() {
+    super({ transform() {} });
+  }
+}
+
+/** Length of a chargen line, without its "\r\n" (RFC 864). */
+export const CHARGEN_LINE_LENGTH = 72;
+
+/** The 95 printable ASCII characters chargen cycles through, from " ". */
+const PRINTABLE = 95;
+
+/**
+ * Nine full cycles of chargen lines (95 lines of 74 bytes each, 63270
+ * bytes): the same bytes repeat, so one buffer serves every write of every
+ * connection. Nobody writes to it after this.
+ */
+const CHARGEN_BLOCK: Uint8Array = (() => {
+  const lineBytes = CHARGEN_LINE_LENGTH + 2;
+  const cycle = PRINTABLE * lineBytes;
+  const block = new Uint8Array(cycle * 9);
+  for (let line = 0; line < PRINTABLE; line++) {
+    const start = line * lineBytes;
+    for (let i = 0; i < CHARGEN_LINE_LENGTH; i++) {
+      block[start + i] = 0x20 + (line + i) % PRINTABLE;
+    }
+    block[start + CHARGEN_LINE_LENGTH] = 0x0d;
+    block[start + CHARGEN_LINE_LENGTH + 1] = 0x0a;
+  }
+  for (let copy = 1; copy < 9; copy++) {
+    block.copyWithin(copy * cycle, 0, cycle);
+  }
+  return block;
+})();
+
+/**
+ * The character generator service of RFC 864, as a `serve()` handler: sends
+ * lines of 72 printable ASCII characters and "\r\n", each line starting one
+ * character further along the 95 characters from " " to "~", until the
+ * client goes away. Input is read and thrown away; the client's FIN alone
+ * does not stop the lines.
+ *
+ * It is a handler rather than a `TransformStream` because its output is not
+ * driven by input. It writes through `connection.writable` and waits for the
+ * stream's `ready` before each write of about 62 KiB, so a client that reads
+ * slowly slows it down and nothing piles up in memory.
+ *
+ * On shutdown (`context.shutdown` aborts) it stops after the lines in hand
+ * and sends our FIN, so the client sees a clean end.
+ *
+ * @param connection The client's connection.
+ * @param context The server's context; only its `shutdown` signal is used.
+ * @returns A promise that fulfils once the client has gone (a write failed as
+ * the connection was reset or closed), `connection.signal` aborted or our FIN
+ * went out on shutdown, and rejects on any other error.
+ *
+ * @example Read the first lines, then hang up
+ * ```ts
+ * import { CHARGEN_LINE_LENGTH, chargen } from "@x/sock/services";
+ * import { serve } from "@x/sock/server";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = serve({ port: 0 }, chargen);
+ * const { port } = server.addr as Deno.NetAddr;
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ * const buffer = new Uint8Array(2 * (CHARGEN_LINE_LENGTH + 2));
+ * let filled = 0;
+ * while (filled < buffer.length) {
+ *   filled += await conn.read(buffer.subarray(filled)) ?? 0;
+ * }
+ * conn.close(); // chargen stops at its next write
+ * const [first, second] = new TextDecoder().decode(buffer).split("\r\n");
+ * assert.equal(first, ` !"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_\`abcdefg`);
+ * assert.equal(second, first.slice(1) + "h");
+ * ```
+ */
+export async function chargen(
+  connection: ServiceConnection,
+  context: ServiceContext = {},
+): Promise<void> {
+  const { signal } = connection;
+  const { shutdown } = context;
+  // RFC 864 throws input away; reading it keeps a client that sends from
+  // stalling. Its end or error tells nothing the writes do not.
+  connection.readable.pipeTo(new WritableStream()).catch(() => {});
+  const writer = connection.writable.getWriter();
+  const stop = Promise.withResolvers<void>();
+  const onStop = () => stop.resolve();
+  signal.addEventListener("abort", onStop, { once: true });
+  shutdown?.addEventListener("abort", onStop, { once: true });
+  try {
+    while (!signal.aborted && !shutdown?.aborted) {
+      // Its error shows in `ready`, which waits for room in the stream.
+      writer.write(CHARGEN_BLOCK).catch(() => {});
+      await Promise.race([writer.ready, stop.promise]);
+    }
+    // On shutdown: the blocks written so far, then our FIN.
+    if (!signal.aborted) await writer.close();
+  } catch (error) {
+    if (!signal.aborted && !isGone(error)) throw error;
+  } finally {
+    signal.removeEventListener("abort", onStop);
+    shutdown?.removeEventListener("abort", onStop);
+    writer.releaseLock();
+  }
+}
+
+/**
+ * The daytime service of RFC 867, as a `serve()` handler: sends one line
+ * with the current date and time in UTC, as {@linkcode formatDaytime}
+ * writes it, then our FIN. Input is not read.
+ *
+ * @param connection The client's connection.
+ * @returns A promise that fulfils once the line is sent and our FIN with it.
+ *
+ * @example Ask for the time
+ * ```ts
+ * import { daytime } from "@x/sock/services";
+ * import { serve } from "@x/sock/server";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = serve({ port: 0 }, daytime);
+ * const { port } = server.addr as Deno.NetAddr;
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ * const line = await new Response(conn.readable).text(); // up to our FIN
+ * assert.match(line, /^[A-Z][a-z]+day, [A-Z][a-z]+ \d{1,2}, \d{4} \d\d:\d\d:\d\d-UTC\r\n$/);
+ * ```
+ */
+export async function daytime(connection: ServiceConnection): Promise<void> {
+  const writer = connection.writable.getWriter();
+  try {
+    await writer.write(new TextEncoder().encode(formatDaytime(new Date())));
+    await writer.close();
+  } finally {
+    writer.releaseLock();
+  }
+}
+
+const WEEKDAYS = [
+  "Sunday",
+  "Monday",
+  "Tuesday",
+  "Wednesday",
+  "Thursday",
+  "Friday",
+  "Saturday",
+];
+const MONTHS = [
+  "January",
+  "February",
+  "March",
+  "April",
+  "May",
+  "June",
+  "July",
+  "August",
+  "September",
+  "October",
+  "November",
+  "December",
+];
+
+/**
+ * Formats `date` as the daytime service's line, in the style RFC 867
+ * suggests ("Weekday, Month Day, Year HH:MM:SS-Zone"), always in UTC.
+ *
+ * @param date The moment to format.
+ * @returns The line, ending in "\r\n".
+ * @throws {RangeError} When `date` is an invalid date.
+ *
+ * @example Format a fixed date
+ * ```ts
+ * import { formatDaytime } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   formatDaytime(new Date("1982-02-23T01:37:43Z")),
+ *   "Tuesday, February 23, 1982 01:37:43-UTC\r\n",
+ * );
+ * ```
+ */
+export function formatDaytime(date: Date): string {
+  if (Number.isNaN(date.getTime())) {
+    throw new RangeError(
+      "Cannot format daytime as the date must be valid: current value is Invalid Date",
+    );
+  }
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${WEEKDAYS[date.getUTCDay()]}, ${
+    MONTHS[date.getUTCMonth()]
+  } ${date.getUTCDate()}, ${date.getUTCFullYear()} ${two(date.getUTCHours())}:${
+    two(date.getUTCMinutes())
+  }:${two(date.getUTCSeconds())}-UTC\r\n`;
+}
+
+/** Whether `error` says the peer or the connection has gone away. */
+function isGone(error: unknown): boolean {
+  return error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.NotConnected ||
+    error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.Interrupted;
 }
 
 function isLower(byte: number): boolean {

@@ -1,7 +1,9 @@
 /**
- * Beyond the classics: a broadcast chat in a few lines, because streams
- * compose. Each client's bytes go through line framing; every line is sent,
- * with the sender's name, to every other client. Try it with two terminals:
+ * A broadcast chat in a few lines, with `ChatRoom`: every line a client
+ * sends goes to every other client, with the sender's name; joins and
+ * leaves are announced. Each client's outgoing queue is bounded, so a client
+ * that stops reading is dropped (and the others told) instead of making the
+ * server's memory grow. Try it with three terminals:
  *
  * ```sh
  * deno run -N examples/broadcast_chat.ts [port]
@@ -11,19 +13,13 @@
  * @module
  */
 import { serve } from "@x/sock/server";
-import { framed, lines } from "@x/sock/framing";
+import { ChatRoom } from "@x/sock/chat";
 
 const port = Number(Deno.args[0] ?? 9990);
-const decoder = new TextDecoder();
-/** Every client's writer of lines, to broadcast to. */
-const clients = new Map<number, WritableStreamDefaultWriter<string>>();
-
-function broadcast(from: number, text: string): void {
-  for (const [id, writer] of clients) {
-    // A slow or gone client must not hold up the others: do not await.
-    if (id !== from) writer.write(text).catch(() => clients.delete(id));
-  }
-}
+const room = new ChatRoom({
+  // Short names for people; the default is the client's address.
+  name: (connection) => `user${connection.id}`,
+});
 
 const server = serve({
   port,
@@ -31,22 +27,6 @@ const server = serve({
     const { hostname, port } = addr as Deno.NetAddr;
     console.log(`Chat on ${hostname}:${port}`);
   },
-}, async (connection) => {
-  const name = `user${connection.id}`;
-  const { readable, writable } = framed(connection, lines());
-  const writer = writable.getWriter();
-  clients.set(connection.id, writer);
-  broadcast(connection.id, `* ${name} joined`);
-  await writer.write(`* you are ${name}`);
-  try {
-    for await (const line of readable) {
-      broadcast(connection.id, `${name}: ${decoder.decode(line)}`);
-    }
-  } finally {
-    clients.delete(connection.id);
-    broadcast(connection.id, `* ${name} left`);
-    await writer.close().catch(() => {});
-  }
-});
+}, (connection, context) => room.join(connection, context));
 
 await server.finished;

@@ -1,6 +1,18 @@
 import assert from "node:assert/strict";
-import { EchoStream, upperCase, UpperCaseStream } from "../services.ts";
+import {
+  chargen,
+  CHARGEN_LINE_LENGTH,
+  daytime,
+  DiscardStream,
+  EchoStream,
+  formatDaytime,
+  upperCase,
+  UpperCaseStream,
+} from "../services.ts";
 import { ConnStreams } from "../conn_streams.ts";
+import { Connection } from "../connection.ts";
+import { type ConnectionStats, serve } from "../server.ts";
+import { chunkings } from "../testing.ts";
 
 /** Splits `bytes` into chunks at seeded random points. */
 function randomSplits(bytes: Uint8Array, seed: number): Uint8Array[] {
@@ -95,4 +107,190 @@ Deno.test("UpperCaseStream serves a loopback connection through ConnStreams", as
     text.repeat(20_000).replace(/[a-z]/g, (c) => c.toUpperCase()),
   );
   await client.closed;
+});
+
+Deno.test("DiscardStream emits nothing, under any chunking", async () => {
+  for (const chunking of chunkings(text.repeat(100))) {
+    const out = await Array.fromAsync(
+      chunking.stream().pipeThrough(new DiscardStream()),
+    );
+    assert.deepEqual(out, [], chunking.name);
+  }
+  assert.deepEqual(
+    await Array.fromAsync(
+      ReadableStream.from<Uint8Array>([]).pipeThrough(new DiscardStream()),
+    ),
+    [],
+  );
+});
+
+Deno.test("DiscardStream takes every byte a client sends, then our FIN follows its FIN", async () => {
+  const closed = Promise.withResolvers<ConnectionStats>();
+  await using server = serve({
+    port: 0,
+    onClose: (info) => closed.resolve(info),
+  }, () => new DiscardStream());
+  using conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: (server.addr as Deno.NetAddr).port,
+  });
+  const bytes = new Uint8Array(4 * 1024 * 1024).fill(7);
+  for (let n = 0; n < bytes.length;) n += await conn.write(bytes.subarray(n));
+  await conn.closeWrite();
+  assert.equal(await conn.read(new Uint8Array(1)), null);
+  const stats = await closed.promise;
+  assert.equal(stats.bytesIn, bytes.length);
+  assert.equal(stats.bytesOut, 0);
+  assert.equal(stats.error, undefined);
+});
+
+/** The line chargen sends at position `index` of its stream. */
+function chargenLine(index: number): string {
+  let line = "";
+  for (let i = 0; i < CHARGEN_LINE_LENGTH; i++) {
+    line += String.fromCharCode(0x20 + (index + i) % 95);
+  }
+  return line;
+}
+
+/** Reads exactly `size` bytes from `conn`. */
+async function readExactly(conn: Deno.Conn, size: number): Promise<Uint8Array> {
+  const buffer = new Uint8Array(size);
+  for (let filled = 0; filled < size;) {
+    const n = await conn.read(buffer.subarray(filled));
+    if (n === null) throw new Error(`EOF after ${filled} of ${size} bytes`);
+    filled += n;
+  }
+  return buffer;
+}
+
+Deno.test("chargen() sends rotating 72-character lines until the client goes, even after its FIN", async () => {
+  const ended = Promise.withResolvers<unknown>();
+  await using server = serve(
+    { port: 0 },
+    (connection) =>
+      chargen(connection).then(() => ended.resolve("fulfilled"), (error) => {
+        ended.resolve(error);
+        throw error;
+      }),
+  );
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: (server.addr as Deno.NetAddr).port,
+  });
+  await conn.write(new TextEncoder().encode("thrown away\n"));
+  await conn.closeWrite(); // chargen goes on
+  const lines = 1000; // over 10 cycles of 95 lines, several writes
+  const text = new TextDecoder().decode(await readExactly(conn, lines * 74));
+  const got = text.split("\r\n");
+  assert.equal(got.pop(), "");
+  assert.equal(got.length, lines);
+  got.forEach((line, i) => assert.equal(line, chargenLine(i), `line ${i}`));
+  assert.equal(chargenLine(95), chargenLine(0));
+  conn.close(); // unread lines: a reset, and chargen's next write fails
+  assert.equal(await ended.promise, "fulfilled");
+});
+
+Deno.test("chargen() waits for the stream to have room: one write in hand while the client does not read", async () => {
+  let calls = 0;
+  const firstWrite = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const writable = new WritableStream<Uint8Array>({
+    async write() {
+      calls++;
+      firstWrite.resolve();
+      await release.promise; // a client that does not read
+    },
+  });
+  const controller = new AbortController();
+  const done = chargen({
+    readable: ReadableStream.from<Uint8Array>([]),
+    writable,
+    signal: controller.signal,
+  });
+  await firstWrite.promise;
+  // A loop without backpressure would have queued more by now.
+  for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 0));
+  assert.equal(calls, 1);
+  controller.abort(); // the connection closed
+  await done;
+  release.resolve();
+});
+
+Deno.test("chargen() sends our FIN after whole lines when the server shuts down", async () => {
+  const closed = Promise.withResolvers<ConnectionStats>();
+  await using server = serve({
+    port: 0,
+    onClose: (info) => closed.resolve(info),
+  }, (connection, context) => chargen(connection, context));
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: (server.addr as Deno.NetAddr).port,
+  });
+  await readExactly(conn, 74);
+  await conn.closeWrite(); // chargen goes on; a clean end needs both FINs
+  const shutdown = server.shutdown();
+  const rest = await new Response(conn.readable).text(); // up to our FIN
+  await shutdown;
+  assert.ok(rest.endsWith("\r\n"));
+  const lines = rest.split("\r\n").slice(0, -1);
+  lines.forEach((line, i) => assert.equal(line, chargenLine(i + 1)));
+  // Our FIN ended it, not the server closing the connection.
+  const error = (await closed.promise).error;
+  assert.equal(error, undefined, `${error}`);
+});
+
+Deno.test("chargen() and daytime() serve connection.ts Connections", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = (async () => {
+    await using first = new Connection(await listener.accept());
+    await daytime(first);
+    await using second = new Connection(await listener.accept());
+    await chargen(second);
+  })();
+  const { port } = listener.addr;
+  const day = await Deno.connect({ hostname: "127.0.0.1", port });
+  assert.match(await new Response(day.readable).text(), /-UTC\r\n$/);
+  const gen = await Deno.connect({ hostname: "127.0.0.1", port });
+  const text = new TextDecoder().decode(await readExactly(gen, 148));
+  assert.equal(text, `${chargenLine(0)}\r\n${chargenLine(1)}\r\n`);
+  gen.close();
+  await served;
+});
+
+Deno.test("daytime() sends one line with the time in UTC, then our FIN", async () => {
+  await using server = serve({ port: 0 }, daytime);
+  const before = Math.floor(Date.now() / 1000);
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: (server.addr as Deno.NetAddr).port,
+  });
+  const line = await new Response(conn.readable).text();
+  const after = Math.floor(Date.now() / 1000);
+  const candidates = [];
+  for (let s = before; s <= after; s++) {
+    candidates.push(formatDaytime(new Date(s * 1000)));
+  }
+  assert.ok(candidates.includes(line), `${JSON.stringify(line)}`);
+});
+
+Deno.test("formatDaytime() writes the RFC 867 style in UTC", () => {
+  assert.equal(
+    formatDaytime(new Date("2026-12-01T13:27:46Z")),
+    "Tuesday, December 1, 2026 13:27:46-UTC\r\n",
+  );
+  assert.equal(
+    formatDaytime(new Date("2000-01-02T00:00:05.999Z")),
+    "Sunday, January 2, 2000 00:00:05-UTC\r\n",
+  );
+  assert.equal(
+    formatDaytime(new Date("1999-12-31T23:59:59+02:00")),
+    "Friday, December 31, 1999 21:59:59-UTC\r\n",
+  );
+  assert.throws(
+    () => formatDaytime(new Date("nope")),
+    new RangeError(
+      "Cannot format daytime as the date must be valid: current value is Invalid Date",
+    ),
+  );
 });

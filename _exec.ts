@@ -1,0 +1,420 @@
+/**
+ * The exec service: a program run per connection, its stdin and stdout
+ * wired to the client with half-close passed through both ways. Re-exported
+ * by `services.ts`.
+ *
+ * - The client's bytes go to the program's stdin; the client's FIN closes
+ *   stdin, so the program reads end-of-file.
+ * - The program's stdout goes to the client; its end-of-file becomes our
+ *   FIN, after every byte.
+ * - Both directions move at the pace of the slower end (`pipeTo`
+ *   backpressure), so any volume passes in bounded memory and without
+ *   deadlock, whatever order the program reads and writes in.
+ *
+ * ```ts
+ * import { execHandler } from "@x/sock/services";
+ * import { serve } from "@x/sock/server";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = serve({ port: 0 }, execHandler("tr a-z A-Z"));
+ * const { port } = server.addr as Deno.NetAddr;
+ * using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ * await conn.write(new TextEncoder().encode("hello"));
+ * await conn.closeWrite(); // tr reads end-of-file, answers and exits
+ * const buffer = new Uint8Array(16);
+ * let text = "";
+ * for (let n; (n = await conn.read(buffer)) !== null;) {
+ *   text += new TextDecoder().decode(buffer.subarray(0, n));
+ * }
+ * assert.equal(text, "HELLO");
+ * ```
+ *
+ * @module
+ */
+
+import type { ServiceConnection } from "./services.ts";
+
+/** Options for {@linkcode execHandler} and {@linkcode exec}. */
+export interface ExecOptions {
+  /**
+   * The program's working directory.
+   *
+   * @default {undefined} (the server's own)
+   */
+  cwd?: string;
+  /**
+   * Environment variables to set for the program, on top of the server's
+   * own unless `clearEnv` is set.
+   *
+   * @default {undefined}
+   */
+  env?: Record<string, string>;
+  /**
+   * Whether the program starts with only the variables in `env`.
+   *
+   * @default {false}
+   */
+  clearEnv?: boolean;
+  /**
+   * Where the program's stderr goes: the server's own stderr, or nowhere.
+   * It never goes to the client.
+   *
+   * @default {"inherit"}
+   */
+  stderr?: "inherit" | "null";
+  /**
+   * The signal that stops the program when the connection fails (the client
+   * resets, or the server closes it).
+   *
+   * @default {"SIGTERM"}
+   */
+  killSignal?: Deno.Signal;
+  /**
+   * Called with the program's exit status once it has exited and the
+   * connection is done with, for every connection that started a program
+   * (not when the promise rejects). Only for {@linkcode execHandler}.
+   *
+   * @default {undefined}
+   */
+  onExit?(status: Deno.CommandStatus, connection: ServiceConnection): void;
+}
+
+/**
+ * Builds a `serve()` handler that runs `command` for each connection, as
+ * {@linkcode exec} does. The command is parsed and the run permission checked
+ * here, at once, so a server fails at its start rather than at its first
+ * client.
+ *
+ * @param command The program and its arguments: an array, or one string
+ * split by {@linkcode parseCommand} (no shell; use `["sh", "-c", script]`
+ * for one).
+ * @param options Environment, stderr, exit report.
+ * @returns The handler. Its promise fulfils once the program has exited and
+ * both directions have ended, whatever the exit code (see
+ * {@linkcode ExecOptions.onExit}), and rejects as {@linkcode exec}'s does.
+ * @throws {TypeError} When the command is empty or not strings.
+ * @throws {SyntaxError} When a command string has an unclosed quote.
+ * @throws {Deno.errors.NotCapable} Without `--allow-run` for the program;
+ * the message names the flag.
+ *
+ * @example Report each program's exit code
+ * ```ts
+ * import { execHandler } from "@x/sock/services";
+ * import { serve } from "@x/sock/server";
+ * import assert from "node:assert/strict";
+ *
+ * const exited = Promise.withResolvers<number>();
+ * await using server = serve(
+ *   { port: 0 },
+ *   execHandler(["sh", "-c", "wc -c; exit 3"], {
+ *     onExit: (status) => exited.resolve(status.code),
+ *   }),
+ * );
+ * const { port } = server.addr as Deno.NetAddr;
+ * using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ * await conn.write(new Uint8Array(5000));
+ * await conn.closeWrite();
+ * const answer = new Uint8Array(100);
+ * let length = 0;
+ * for (let n; (n = await conn.read(answer.subarray(length))) !== null;) {
+ *   length += n;
+ * }
+ * assert.equal(new TextDecoder().decode(answer.subarray(0, length)).trim(), "5000");
+ * assert.equal(await exited.promise, 3);
+ * ```
+ */
+export function execHandler(
+  command: string | readonly string[],
+  options: ExecOptions = {},
+): (connection: ServiceConnection) => Promise<void> {
+  const argv = toArgv(command);
+  checkRunPermission(argv[0]!);
+  return async (connection) => {
+    const status = await exec(connection, argv, options);
+    options.onExit?.(status, connection);
+  };
+}
+
+/**
+ * Runs `command` for one connection: the client's bytes to its stdin, its
+ * stdout to the client, half-close passed through both ways, stderr as
+ * {@linkcode ExecOptions.stderr} says.
+ *
+ * - At the client's FIN the program's stdin is closed: it reads
+ *   end-of-file. At the program's stdout end-of-file, every byte has been
+ *   sent and our FIN follows.
+ * - When the program stops reading (it exited or closed its stdin), what
+ *   the client still sends is read and dropped until its FIN: closing a
+ *   connection with unread input would reset it, and the client could lose
+ *   the end of our output.
+ * - When the connection fails (the client resets, or the server closes it
+ *   and `connection.signal` aborts), the program gets
+ *   {@linkcode ExecOptions.killSignal}.
+ * - On a server shutdown the program runs on: the connection is busy until
+ *   it ends, and a program still running after the grace period is killed
+ *   as the server closes the connection.
+ *
+ * @param connection The client's connection.
+ * @param command The program and its arguments, as for
+ * {@linkcode execHandler}.
+ * @param options Environment, stderr, kill signal.
+ * @returns A promise of the program's exit status, which fulfils once it has
+ * exited and both directions have ended. It rejects with the connection's
+ * error when the connection failed (the program killed), and with
+ * `Deno.errors.NotFound` or `Deno.errors.NotCapable` when the program cannot
+ * be started.
+ *
+ * @example Run `cat` over a connection
+ * ```ts
+ * import { exec } from "@x/sock/services";
+ * import { serve } from "@x/sock/server";
+ * import assert from "node:assert/strict";
+ *
+ * const exited = Promise.withResolvers<Deno.CommandStatus>();
+ * await using server = serve({ port: 0 }, async (connection) => {
+ *   exited.resolve(await exec(connection, ["cat"]));
+ * });
+ * const { port } = server.addr as Deno.NetAddr;
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ * await conn.write(new TextEncoder().encode("meow"));
+ * await conn.closeWrite();
+ * assert.equal(await new Response(conn.readable).text(), "meow");
+ * assert.equal((await exited.promise).success, true);
+ * ```
+ */
+export async function exec(
+  connection: ServiceConnection,
+  command: string | readonly string[],
+  options: ExecOptions = {},
+): Promise<Deno.CommandStatus> {
+  const [program, ...args] = toArgv(command);
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(program!, {
+      args,
+      cwd: options.cwd,
+      env: options.env,
+      clearEnv: options.clearEnv,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: options.stderr ?? "inherit",
+    }).spawn();
+  } catch (error) {
+    throw spawnError(program!, error);
+  }
+
+  let failed = false;
+  let failure: unknown;
+  const kill = () => {
+    try {
+      child.kill(options.killSignal ?? "SIGTERM");
+    } catch { /* exited already */ }
+  };
+  const fail = (error: unknown) => {
+    if (!failed) {
+      failed = true;
+      failure = error;
+    }
+    kill();
+  };
+  const { signal } = connection;
+  const onAbort = () => fail(signal.reason);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+
+  // Client to stdin, a chunk at a time: the next read waits for the
+  // program to take the last chunk.
+  const input = async () => {
+    const reader = connection.readable.getReader();
+    const stdin = child.stdin.getWriter();
+    let open = true;
+    try {
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (!open) continue; // the program has stopped reading: drop
+        try {
+          await stdin.write(value);
+        } catch {
+          open = false;
+        }
+      }
+    } catch (error) {
+      fail(error);
+      stdin.abort(error).catch(() => {});
+      return;
+    } finally {
+      reader.releaseLock();
+    }
+    // The client's FIN: the program reads end-of-file.
+    if (open) await stdin.close().catch(() => {});
+    else stdin.releaseLock();
+  };
+
+  // Stdout to the client; its end closes `writable`, which sends our FIN.
+  const output = async () => {
+    try {
+      await child.stdout.pipeTo(connection.writable);
+    } catch (error) {
+      fail(error);
+    }
+  };
+
+  try {
+    const [status] = await Promise.all([
+      child.status,
+      input().catch(fail), // (a connection whose read side is taken)
+      output().catch(fail),
+    ]);
+    if (failed) throw failure;
+    return status;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * Splits a command line into the program and its arguments, without a
+ * shell: words are separated by blanks; `'...'` keeps everything inside as
+ * it is; `"..."` keeps everything but `\"` and `\\`, which stand for `"`
+ * and `\`; outside quotes, `\` makes the next character ordinary. There is
+ * no expansion of variables, `~` or globs.
+ *
+ * @param text The command line.
+ * @returns The words, at least one.
+ * @throws {SyntaxError} When a quote is not closed or the text ends in `\`.
+ * @throws {TypeError} When the text holds no word.
+ *
+ * @example Split a command line
+ * ```ts
+ * import { parseCommand } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(parseCommand("tr a-z A-Z"), ["tr", "a-z", "A-Z"]);
+ * assert.deepEqual(
+ *   parseCommand(`grep -e 'two words' "say \\"hi\\"" a\\ b ""`),
+ *   ["grep", "-e", "two words", 'say "hi"', "a b", ""],
+ * );
+ * ```
+ */
+export function parseCommand(text: string): string[] {
+  if (typeof text !== "string") {
+    throw new TypeError(
+      `Cannot parse command as it must be a string: current type is ${typeof text}`,
+    );
+  }
+  const words: string[] = [];
+  let word = "";
+  let inWord = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i]!;
+    if (char === " " || char === "\t" || char === "\n" || char === "\r") {
+      if (inWord) words.push(word);
+      word = "";
+      inWord = false;
+      continue;
+    }
+    inWord = true;
+    if (char === "'" || char === '"') {
+      let end = i + 1;
+      while (end < text.length && text[end] !== char) {
+        if (char === '"' && text[end] === "\\" && end + 1 < text.length) {
+          const next = text[end + 1];
+          if (next === '"' || next === "\\") {
+            word += next;
+            end += 2;
+            continue;
+          }
+        }
+        word += text[end];
+        end++;
+      }
+      if (end >= text.length) {
+        throw new SyntaxError(
+          `Cannot parse command as a ${char} quote is not closed: current value is ${
+            JSON.stringify(text)
+          }`,
+        );
+      }
+      i = end;
+    } else if (char === "\\") {
+      if (i + 1 >= text.length) {
+        throw new SyntaxError(
+          `Cannot parse command as it ends in a backslash: current value is ${
+            JSON.stringify(text)
+          }`,
+        );
+      }
+      word += text[++i];
+    } else {
+      word += char;
+    }
+  }
+  if (inWord) words.push(word);
+  if (words.length === 0) {
+    throw new TypeError(
+      `Cannot parse command as it holds no program name: current value is ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  return words;
+}
+
+/** Checks and copies a command given as a string or an array. */
+function toArgv(command: string | readonly string[]): string[] {
+  if (typeof command === "string") return parseCommand(command);
+  if (
+    !Array.isArray(command) || command.length === 0 ||
+    command.some((word) => typeof word !== "string") || command[0] === ""
+  ) {
+    throw new TypeError(
+      `Cannot run command as it must be a program name and arguments, all strings: current value is ${
+        Array.isArray(command)
+          ? JSON.stringify(command)
+          : Object.prototype.toString.call(command)
+      }`,
+    );
+  }
+  return [...command];
+}
+
+function permissionMessage(program: string): string {
+  return `Cannot run '${program}' as run permission is missing: run again with --allow-run=${program} or --allow-run`;
+}
+
+/** Fails at once unless running `program` is allowed without a prompt. */
+function checkRunPermission(program: string): void {
+  let state: Deno.PermissionState;
+  try {
+    state = Deno.permissions.querySync({ name: "run", command: program })
+      .state;
+  } catch {
+    return; // cannot tell (an odd name): spawning will say
+  }
+  if (state !== "granted") {
+    throw new Deno.errors.NotCapable(permissionMessage(program));
+  }
+}
+
+/** A spawn error with a message that says what to do. */
+function spawnError(program: string, error: unknown): unknown {
+  if (error instanceof Deno.errors.NotCapable) {
+    return new Deno.errors.NotCapable(permissionMessage(program), {
+      cause: error,
+    });
+  }
+  if (error instanceof Deno.errors.NotFound) {
+    return new Deno.errors.NotFound(
+      `Cannot run '${program}' as the program was not found: check its name, its PATH or its working directory`,
+      { cause: error },
+    );
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return new Deno.errors.PermissionDenied(
+      `Cannot run '${program}' as the system denied it: check that it is an executable file`,
+      { cause: error },
+    );
+  }
+  return error;
+}
