@@ -141,11 +141,14 @@ interface Segment {
   length: number;
   /** Settles a large write once sent; absent on copy buffers. */
   done?: PromiseWithResolvers<void>;
+  /** A caller's chunk, not ours to append to. */
+  fixed?: boolean;
 }
 
 /** A write waiting for room in the buffer. */
 interface Waiter extends PromiseWithResolvers<void> {
   chunk: Uint8Array;
+  owned: boolean;
 }
 
 function describeType(value: unknown): string {
@@ -455,6 +458,14 @@ export class Connection implements Disposable, AsyncDisposable {
    * closed.
    */
   write(chunk: Uint8Array): Promise<void> {
+    return this.#write(chunk, false);
+  }
+
+  /**
+   * The write behind `write()`; `owned` chunks (handed over for good, as a
+   * stream's chunks are) are queued without a copy.
+   */
+  #write(chunk: Uint8Array, owned: boolean): Promise<void> {
     try {
       checkChunk(chunk);
       this.#checkWritable();
@@ -467,12 +478,12 @@ export class Connection implements Disposable, AsyncDisposable {
       this.#waiters.length === 0 &&
       (!copy || this.#buffered + chunk.length <= this.#writeBufferSize)
     ) {
-      const done = this.#admit(chunk);
+      const done = this.#admit(chunk, owned);
       if (!this.#sendingDirect) this.#flushing ??= this.#flush();
       return done;
     }
     // Wait in line, so that writes leave in the order they were made.
-    const waiter = { chunk, ...Promise.withResolvers<void>() };
+    const waiter = { chunk, owned, ...Promise.withResolvers<void>() };
     this.#waiters.push(waiter);
     return waiter.promise;
   }
@@ -815,11 +826,12 @@ export class Connection implements Disposable, AsyncDisposable {
   }
 
   /**
-   * Queues `chunk`: a small one is copied into the last buffer segment (and
-   * its promise resolves now); a large one is queued as it is, and its
+   * Queues `chunk`: a small one is copied into the last buffer segment, or
+   * queued as it is when `owned` and there is none to join (its promise
+   * resolves now either way); a large one is queued as it is, and its
    * promise resolves once it has been sent.
    */
-  #admit(chunk: Uint8Array): Promise<void> {
+  #admit(chunk: Uint8Array, owned: boolean): Promise<void> {
     if (chunk.length >= this.#directWrite) {
       const done = Promise.withResolvers<void>();
       this.#segments.push({ data: chunk, length: chunk.length, done });
@@ -828,7 +840,8 @@ export class Connection implements Disposable, AsyncDisposable {
     const last = this.#segments.at(-1);
     // A copy buffer takes more bytes until it is sent.
     if (
-      last !== undefined && last.done === undefined && last !== this.#inFlight
+      last !== undefined && last.done === undefined && !last.fixed &&
+      last !== this.#inFlight
     ) {
       const needed = last.length + chunk.length;
       if (needed > last.data.length) {
@@ -844,7 +857,11 @@ export class Connection implements Disposable, AsyncDisposable {
       last.data.set(chunk, last.length);
       last.length = needed;
     } else {
-      this.#segments.push({ data: chunk.slice(), length: chunk.length });
+      this.#segments.push(
+        owned
+          ? { data: chunk, length: chunk.length, fixed: true }
+          : { data: chunk.slice(), length: chunk.length },
+      );
     }
     this.#buffered += chunk.length;
     return Promise.resolve();
@@ -860,7 +877,10 @@ export class Connection implements Disposable, AsyncDisposable {
         this.#buffered + waiter.chunk.length > this.#writeBufferSize
       ) return;
       this.#waiters.shift();
-      this.#admit(waiter.chunk).then(waiter.resolve, waiter.reject);
+      this.#admit(waiter.chunk, waiter.owned).then(
+        waiter.resolve,
+        waiter.reject,
+      );
     }
   }
 
@@ -1014,7 +1034,8 @@ export class Connection implements Disposable, AsyncDisposable {
   #pumpIO(): PumpIO {
     return {
       read: (owned) => owned ? this.#readOwned() : this.#readBorrowed(),
-      write: (chunk) => this.write(chunk),
+      // What a service's stream hands on is the engine's to keep.
+      write: (chunk) => this.#write(chunk, true),
       writeAll: (chunks) => this.#sendAll(chunks),
       closeWrite: () => this.closeWrite(),
       fail: (reason) => this.#fail(reason),
