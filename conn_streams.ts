@@ -30,5 +30,13 @@ export {
  * The 0.1 name of {@linkcode ConnectionOptions}.
  *
  * @deprecated Use {@linkcode ConnectionOptions}.
+ *
+ * @example The same options
+ * ```ts
+ * import type { ConnStreamsOptions } from "@x/sock/conn-streams";
+ *
+ * const options: ConnStreamsOptions = { maxReadSize: 65536 };
+ * console.log(options.maxReadSize); // 65536
+ * ```
  */
 export type ConnStreamsOptions = ConnectionOptions;

@@ -52,6 +52,27 @@ import { pump, type PumpIO } from "./_pump.ts";
  * Where a connection stands: both directions open, the peer has finished
  * sending (`"read-closed"`), we have sent our FIN (`"write-closed"`), or the
  * connection is closed.
+ *
+ * @example Watch a connection half-close, then close
+ * ```ts
+ * import { Connection, type ConnectionState } from "@x/sock/connection";
+ * import assert from "node:assert/strict";
+ *
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const client = Deno.connect({
+ *   hostname: "127.0.0.1",
+ *   port: listener.addr.port,
+ * });
+ * await using server = new Connection(await listener.accept());
+ * await using peer = new Connection(await client);
+ * const states: ConnectionState[] = [server.state];
+ * await server.closeWrite();
+ * states.push(server.state);
+ * await peer.closeWrite();
+ * await new Response(server.readable).arrayBuffer();
+ * states.push(server.state);
+ * assert.deepEqual(states, ["open", "write-closed", "closed"]);
+ * ```
  */
 export type ConnectionState =
   | "open"
@@ -59,7 +80,27 @@ export type ConnectionState =
   | "write-closed"
   | "closed";
 
-/** Options for {@linkcode Connection}. */
+/**
+ * Options for {@linkcode Connection}.
+ *
+ * @example Keep-alive on, Nagle left on, small reads
+ * ```ts
+ * import { Connection, type ConnectionOptions } from "@x/sock/connection";
+ *
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const options: ConnectionOptions = {
+ *   keepAlive: true,
+ *   noDelay: false,
+ *   maxReadSize: 16384,
+ *   writeBufferSize: 8192,
+ * };
+ * using connection = new Connection(
+ *   await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+ *   options,
+ * );
+ * (await listener.accept()).close();
+ * ```
+ */
 export interface ConnectionOptions {
   /**
    * A number for logs; `serve()` numbers its connections from 1.
@@ -115,7 +156,30 @@ export interface ConnectionOptions {
   writeBufferSize?: number;
 }
 
-/** Options for {@linkcode ConnectionReader.prototype.readUntil}. */
+/**
+ * Options for {@linkcode ConnectionReader.prototype.readUntil}.
+ *
+ * @example Refuse a line longer than 8 bytes
+ * ```ts
+ * import { Connection } from "@x/sock/connection";
+ * import { FrameTooLargeError } from "@x/sock/framing";
+ * import assert from "node:assert/strict";
+ *
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const client = Deno.connect({
+ *   hostname: "127.0.0.1",
+ *   port: listener.addr.port,
+ * });
+ * await using server = new Connection(await listener.accept());
+ * await using peer = new Connection(await client);
+ * await peer.write(new TextEncoder().encode("far too long a line\n"));
+ * const reader = server.reader();
+ * await assert.rejects(
+ *   reader.readUntil("\n", { limit: 8 }),
+ *   FrameTooLargeError,
+ * );
+ * ```
+ */
 export interface ReadUntilOptions {
   /**
    * The most bytes to read before the delimiter; beyond it the read fails
