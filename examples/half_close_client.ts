@@ -1,6 +1,6 @@
 /**
  * The client that splits reading from writing. One task sends three lines,
- * a little apart, then ends its side with `closeWrite()` (the C programs'
+ * then ends its side with `closeWrite()` (the C programs'
  * `shutdown(SHUT_WR)`); the other prints every reply as it arrives, and keeps
  * reading after our FIN until the server has said all it has to say.
  *
@@ -15,17 +15,18 @@ import { connect } from "@x/sock/client";
 import { LineDecoderStream } from "@x/sock/framing";
 
 const port = Number(Deno.args[0] ?? 9990);
-const conn = await connect({ port });
+// `await using`: the connection is closed when this module ends, however.
+await using conn = await connect({ port });
 const encoder = new TextEncoder();
 
-// The writing side: its own task, with its own writer.
+// The writing side: its own task. `write()` coalesces small writes;
+// `closeWrite()` flushes them, then sends our FIN.
 const sending = (async () => {
-  const writer = conn.writable.getWriter();
   for (const line of ["first", "second", "third"]) {
-    await writer.write(encoder.encode(`${line}\n`));
+    await conn.write(encoder.encode(`${line}\n`));
     console.log(`sent: ${line}`);
   }
-  await writer.close(); // closeWrite(): the server reads end-of-file
+  await conn.closeWrite(); // the server reads end-of-file
   console.log("sent FIN; still reading");
 })();
 
