@@ -59,6 +59,7 @@
  */
 
 import { Connection } from "./connection.ts";
+import { TruncatedFrameError } from "./framing.ts";
 import { AddressList } from "./_address_list.ts";
 import { type ProxyHeader, readProxyHeader } from "./_proxy.ts";
 
@@ -777,6 +778,8 @@ function isNetworkError(error: unknown): boolean {
     error instanceof Deno.errors.BrokenPipe ||
     error instanceof Deno.errors.NotConnected ||
     error instanceof Deno.errors.UnexpectedEof ||
+    // The client hung up in the middle of a message.
+    error instanceof TruncatedFrameError ||
     error instanceof Deno.errors.TimedOut ||
     error instanceof Deno.errors.Interrupted ||
     error instanceof Deno.errors.BadResource;

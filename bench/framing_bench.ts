@@ -1,50 +1,61 @@
 /**
- * Decode throughput of the framing streams beside an identity
- * `TransformStream` baseline on the same chunks, in the same run: 4 MiB per
- * run, as 64 KiB chunks holding small (16-byte) or large (16 KiB) messages;
- * the best of 15 runs each.
+ * Decode throughput of the framing module against its floor, in one run:
+ * 4 MiB of 16-byte or 16 KiB messages (framing included), cut into 64 KiB
+ * chunks, decoded by
+ *
+ * - **floor**: a plain loop that splits the same chunks with `indexOf` or
+ *   by reading the length, carrying a message that spans chunks (the least
+ *   any decoder must do);
+ * - **sync core**: the decoder's `transform(chunk, emit)` (what the
+ *   connection engine and hot loops call);
+ * - **stream**: the decoder stream under `pipeThrough`, one stream chunk per
+ *   message;
+ * - **batch stream**: a `BatchStream` over the core, one stream chunk per
+ *   64 KiB read.
+ *
+ * After a warm-up run, which also sets how many passes over the 4 MiB make
+ * one timed run last at least 20 ms (the fast paths take well under a
+ * millisecond a pass), each path runs 9 times, interleaved with the others.
+ * The table gives the median MB/s (decimal megabytes of input), the spread
+ * (slowest and fastest run against the median) and the median's ratio to
+ * the floor's median. The whole script takes a few seconds.
  *
  * ```sh
  * deno run bench/framing_bench.ts
  * ```
  *
  * A plain script rather than `Deno.bench`: under `deno bench` (Deno 2.9.6)
- * the small-message case ran the process out of memory (4 GB heap), while
- * the same loop in a script stays near 30 MB.
+ * the small-message stream case ran the process out of memory, while the
+ * same loop in a script stays near 30 MB.
  *
  * @module
  */
 
 import {
+  BatchStream,
+  DelimiterDecoder,
+  DelimiterDecoderStream,
+  LengthPrefixDecoder,
   LengthPrefixDecoderStream,
-  LengthPrefixEncoderStream,
+  LineDecoder,
   LineDecoderStream,
 } from "../framing.ts";
+import type { SyncTransformer } from "../sync_transform.ts";
 
 const TOTAL = 4 * 1024 * 1024;
 const CHUNK = 64 * 1024;
+const ROUNDS = 9;
 
-/** `TOTAL` bytes of `message`-sized messages, cut into 64 KiB chunks. */
-async function chunksOf(
-  messageSize: number,
-  framing: "lines" | "length",
-): Promise<Uint8Array[]> {
-  let bytes: Uint8Array;
-  if (framing === "lines") {
-    const line = new Uint8Array(messageSize).fill(0x61);
-    line[messageSize - 1] = 0x0a; // the delimiter counts in the size
-    bytes = new Uint8Array(TOTAL);
-    for (let i = 0; i + messageSize <= TOTAL; i += messageSize) {
-      bytes.set(line, i);
-    }
-  } else {
-    const payload = new Uint8Array(messageSize - 4).fill(0x62);
-    const count = Math.floor(TOTAL / messageSize);
-    bytes = await new Response(
-      ReadableStream.from(Array.from({ length: count }, () => payload))
-        .pipeThrough(new LengthPrefixEncoderStream()),
-    ).bytes();
-  }
+type Framing = "lines" | "crlf-delimiter" | "length";
+
+/** `TOTAL` bytes of `size`-byte messages, framing included, in 64 KiB chunks. */
+function chunksOf(size: number, framing: Framing): Uint8Array[] {
+  const message = new Uint8Array(size).fill(0x61);
+  if (framing === "lines") message[size - 1] = 0x0a;
+  else if (framing === "crlf-delimiter") message.set([0x0d, 0x0a], size - 2);
+  else new DataView(message.buffer).setUint32(0, size - 4);
+  const bytes = new Uint8Array(Math.floor(TOTAL / size) * size);
+  for (let i = 0; i < bytes.length; i += size) bytes.set(message, i);
   const chunks: Uint8Array[] = [];
   for (let i = 0; i < bytes.length; i += CHUNK) {
     chunks.push(bytes.subarray(i, i + CHUNK));
@@ -52,57 +63,186 @@ async function chunksOf(
   return chunks;
 }
 
-async function drain(
-  chunks: Uint8Array[],
-  stream: TransformStream<Uint8Array, Uint8Array>,
-): Promise<void> {
-  const reader = ReadableStream.from(chunks).pipeThrough(stream).getReader();
-  while (!(await reader.read()).done) { /* count nothing: just decode */ }
+let messages = 0;
+let payload = 0;
+const sink = (message: Uint8Array) => {
+  messages++;
+  payload += message.length;
+};
+
+function join(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
-/** Best of `rounds` runs of `fn`, in MB/s (decimal megabytes). */
-async function rate(
-  fn: () => Promise<void>,
-  bytes: number,
-  rounds = 15,
-): Promise<number> {
-  let best = Infinity;
-  for (let round = 0; round < rounds; round++) {
-    const start = performance.now();
-    await fn();
-    best = Math.min(best, performance.now() - start);
+/** The floor for delimited messages: indexOf, views, a carried copy. */
+function floorDelimited(chunks: Uint8Array[], delimiter: number[]): void {
+  const last = delimiter[delimiter.length - 1]!;
+  const width = delimiter.length;
+  let carry: Uint8Array | undefined;
+  for (const chunk of chunks) {
+    let start = 0;
+    let end = chunk.indexOf(last);
+    while (end !== -1) {
+      // (A multi-byte delimiter split across chunks is not looked for: the
+      // floor may cut corners a decoder cannot.)
+      if (carry === undefined) {
+        sink(chunk.subarray(start, end + 1 - width));
+      } else {
+        sink(join(carry, chunk.subarray(start, end + 1 - width)));
+        carry = undefined;
+      }
+      start = end + 1;
+      end = chunk.indexOf(last, start);
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      carry = carry === undefined ? rest.slice() : join(carry, rest);
+    }
   }
-  return bytes / 1e6 / (best / 1000);
 }
 
-console.log("| messages | decoder | MB/s | identity MB/s | ratio |");
-console.log("| --- | --- | --- | --- | --- |");
+/** The floor for 4-byte big-endian length prefixes. */
+function floorLength(chunks: Uint8Array[]): void {
+  let carry: Uint8Array | undefined;
+  for (let chunk of chunks) {
+    if (carry !== undefined) {
+      chunk = join(carry, chunk);
+      carry = undefined;
+    }
+    let i = 0;
+    while (chunk.length - i >= 4) {
+      const length = (chunk[i]! << 24 | chunk[i + 1]! << 16 |
+        chunk[i + 2]! << 8 | chunk[i + 3]!) >>> 0;
+      if (chunk.length - i - 4 < length) break;
+      sink(chunk.subarray(i + 4, i + 4 + length));
+      i += 4 + length;
+    }
+    if (i < chunk.length) carry = chunk.slice(i);
+  }
+}
+
+function core(
+  chunks: Uint8Array[],
+  decoder: SyncTransformer<Uint8Array, Uint8Array>,
+): void {
+  for (const chunk of chunks) decoder.transform(chunk, sink);
+  decoder.flush?.(sink);
+}
+
+async function stream(
+  chunks: Uint8Array[],
+  decoder: TransformStream<Uint8Array, Uint8Array>,
+): Promise<void> {
+  const reader = ReadableStream.from(chunks).pipeThrough(decoder).getReader();
+  for (let r = await reader.read(); !r.done; r = await reader.read()) {
+    sink(r.value);
+  }
+}
+
+async function batches(
+  chunks: Uint8Array[],
+  decoder: SyncTransformer<Uint8Array, Uint8Array>,
+): Promise<void> {
+  const reader = ReadableStream.from(chunks)
+    .pipeThrough(new BatchStream(decoder)).getReader();
+  for (let r = await reader.read(); !r.done; r = await reader.read()) {
+    for (const message of r.value) sink(message);
+  }
+}
+
+interface Path {
+  name: string;
+  run: (chunks: Uint8Array[]) => void | Promise<void>;
+}
+
+function paths(framing: Framing): Path[] {
+  const decoder = () =>
+    framing === "lines"
+      ? new LineDecoder()
+      : framing === "crlf-delimiter"
+      ? new DelimiterDecoder({ delimiter: "\r\n" })
+      : new LengthPrefixDecoder();
+  const decoderStream = () =>
+    framing === "lines"
+      ? new LineDecoderStream()
+      : framing === "crlf-delimiter"
+      ? new DelimiterDecoderStream({ delimiter: "\r\n" })
+      : new LengthPrefixDecoderStream();
+  return [
+    {
+      name: "floor",
+      run: (chunks) =>
+        framing === "length"
+          ? floorLength(chunks)
+          : floorDelimited(chunks, framing === "lines" ? [0x0a] : [0x0d, 0x0a]),
+    },
+    { name: "sync core", run: (chunks) => core(chunks, decoder()) },
+    { name: "stream", run: (chunks) => stream(chunks, decoderStream()) },
+    { name: "batch stream", run: (chunks) => batches(chunks, decoder()) },
+  ];
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
+console.log(
+  `Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} CPUs; ` +
+    `${TOTAL / 1048576} MiB in ${
+      CHUNK / 1024
+    } KiB chunks; median of ${ROUNDS} runs\n`,
+);
+console.log("| messages | framing | path | MB/s | spread | × floor |");
+console.log("| --- | --- | --- | ---: | ---: | ---: |");
 for (const size of [16, 16384]) {
-  const label = size === 16 ? "16 B" : "16 KiB";
-  const lines = await chunksOf(size, "lines");
-  const frames = await chunksOf(size, "length");
-  const total = (chunks: Uint8Array[]) =>
-    chunks.reduce((n, c) => n + c.length, 0);
-  for (
-    const [name, chunks, make] of [
-      ["LineDecoderStream", lines, () => new LineDecoderStream()],
-      [
-        "LengthPrefixDecoderStream",
-        frames,
-        () => new LengthPrefixDecoderStream(),
-      ],
-    ] as const
-  ) {
-    // The baseline runs on the same chunks, interleaved with the decoder.
-    const identity = await rate(
-      () => drain(chunks, new TransformStream()),
-      total(chunks),
-    );
-    const decoder = await rate(() => drain(chunks, make()), total(chunks));
-    console.log(
-      `| ${label} | ${name} | ${decoder.toFixed(0)} | ${
-        identity.toFixed(0)
-      } | ${(decoder / identity).toFixed(3)} |`,
-    );
+  for (const framing of ["lines", "crlf-delimiter", "length"] as const) {
+    const chunks = chunksOf(size, framing);
+    const bytes = chunks.reduce((n, c) => n + c.length, 0);
+    const list = paths(framing);
+    const rates: number[][] = list.map(() => []);
+    const passes: number[] = [];
+    let expected = -1;
+    const time = async (path: Path, count: number) => {
+      const start = performance.now();
+      for (let pass = 0; pass < count; pass++) {
+        messages = 0;
+        payload = 0;
+        await path.run(chunks);
+        // Every path must see the same messages, or the race is unfair.
+        if (expected === -1) expected = messages;
+        else if (messages !== expected) {
+          throw new Error(
+            `${path.name} decoded ${messages} messages, not ${expected}`,
+          );
+        }
+      }
+      return performance.now() - start;
+    };
+    for (const path of list) {
+      passes.push(
+        Math.max(1, Math.ceil(20 / Math.max(0.01, await time(path, 1)))),
+      );
+    }
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [i, path] of list.entries()) {
+        const ms = await time(path, passes[i]!);
+        rates[i]!.push(bytes * passes[i]! / 1e6 / (ms / 1000));
+      }
+    }
+    const floor = median(rates[0]!);
+    for (const [i, path] of list.entries()) {
+      const m = median(rates[i]!);
+      const low = Math.min(...rates[i]!);
+      const high = Math.max(...rates[i]!);
+      const spread = `−${((1 - low / m) * 100).toFixed(0)}% +${
+        ((high / m - 1) * 100).toFixed(0)
+      }%`;
+      console.log(
+        `| ${size === 16 ? "16 B" : "16 KiB"} | ${framing} | ${path.name} | ${
+          m.toFixed(0)
+        } | ${spread} | ${(m / floor).toFixed(2)} |`,
+      );
+    }
   }
 }

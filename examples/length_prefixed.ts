@@ -1,10 +1,11 @@
 /**
  * A length-prefixed request/response protocol: each message is a 4-byte
- * big-endian length and then that many bytes, so messages may hold any
- * bytes, newlines included. The server answers each request (a JSON
- * `{ "op", "args" }`) with a JSON result. `maxFrameLength` bounds what either
- * side buffers: a larger frame is a `FrameTooLargeError`, never a large
- * allocation.
+ * big-endian length (the default layout, preset `"uint32be"`) and then that
+ * many bytes, so messages may hold any bytes, newlines included. The server
+ * answers each request (a JSON `{ "op", "args" }`) with a JSON result;
+ * strings are written as UTF-8. `maxFrameLength` bounds what either side
+ * buffers: a larger frame is a `FrameTooLargeError`, and a frame's buffer
+ * grows only as its bytes arrive, never to the announced length up front.
  *
  * ```sh
  * deno run -N examples/length_prefixed.ts
@@ -14,8 +15,7 @@
  */
 import { framed, lengthPrefixed } from "@x/sock/framing";
 
-const codec = lengthPrefixed({ maxFrameLength: 1024 });
-const encoder = new TextEncoder();
+const codec = lengthPrefixed({ preset: "uint32be", maxFrameLength: 1024 });
 const decoder = new TextDecoder();
 
 using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -30,7 +30,7 @@ const served = listener.accept().then(async (conn) => {
         : op === "join"
         ? args.join("\n")
         : null;
-      await writer.write(encoder.encode(JSON.stringify({ op, result })));
+      await writer.write(JSON.stringify({ op, result }));
     }
   } catch (error) {
     console.log(`server: ${(error as Error).message}`);
@@ -48,7 +48,7 @@ const requests = [
 ];
 const writer = writable.getWriter();
 for (const request of requests) {
-  await writer.write(encoder.encode(JSON.stringify(request)));
+  await writer.write(JSON.stringify(request));
 }
 await writer.close();
 for await (const response of readable) {

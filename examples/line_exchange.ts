@@ -12,7 +12,7 @@
  * @module
  */
 import { framed, lines } from "@x/sock/framing";
-import { ConnStreams } from "@x/sock/conn-streams";
+import { Connection } from "@x/sock/connection";
 
 const decoder = new TextDecoder();
 using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -31,14 +31,13 @@ const served = listener.accept().then(async (conn) => {
 });
 
 // The client writes raw bytes in pieces that ignore line ends...
-const client = new ConnStreams(
+const client = new Connection(
   await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
 );
 const text = "the quick brown fox\njumps over\r\nthe lazy dog\n";
 const pieces = [text.slice(0, 7), text.slice(7, 22), text.slice(22)];
-const writer = client.writable.getWriter();
-for (const piece of pieces) await writer.write(new TextEncoder().encode(piece));
-await writer.close();
+for (const piece of pieces) await client.write(new TextEncoder().encode(piece));
+await client.closeWrite();
 
 // ...and reads whole lines back, through the same codec.
 const { readable } = framed(client, lines());
