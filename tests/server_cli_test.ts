@@ -531,18 +531,23 @@ Deno.test("server shutdown closes an idle client at once, whatever the grace per
 
 Deno.test("server exits at once on a second signal: 143 for SIGTERM, 130 for SIGINT", async () => {
   for (const [signal, exit] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
-    // A chat client keeps its handler busy: the first signal starts the
-    // grace period of a minute.
+    // A client that sends without reading keeps its echo connection busy
+    // (the answer cannot be sent): the first signal starts the grace period
+    // of a minute.
     await using program = new Program([
       "-p",
       "0",
       "-s",
-      "chat",
+      "echo",
       "--grace-period",
       "1m",
     ]);
     using conn = await connect(await program.port());
-    await readUntilText(conn, "* you are");
+    const flood = new Uint8Array(1 << 20);
+    const sending = (async () => {
+      for (let i = 0; i < 64; i++) await conn.write(flood);
+    })().catch(() => {});
+    await program.waitFor(/^Connected /);
     program.child.kill(signal);
     await program.waitFor(new RegExp(`^Shutting down on ${signal}`));
     program.child.kill(signal);
@@ -550,6 +555,7 @@ Deno.test("server exits at once on a second signal: 143 for SIGTERM, 130 for SIG
       new RegExp(`^Exiting at once on a second signal \\(${signal}\\)$`),
     );
     assert.equal((await program.end()).code, exit);
+    await sending;
   }
 });
 
