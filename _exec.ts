@@ -34,7 +34,38 @@
 
 import type { ServiceConnection } from "./services.ts";
 
-/** Options for {@linkcode execHandler} and {@linkcode exec}. */
+/**
+ * Options for {@linkcode execHandler} and {@linkcode exec}.
+ *
+ * @example A program in a clean environment, its stderr dropped
+ * ```ts
+ * import { execHandler, type ExecOptions } from "@x/sock/services";
+ * import { serve } from "@x/sock/server";
+ * import assert from "node:assert/strict";
+ *
+ * const exited = Promise.withResolvers<number>();
+ * const options: ExecOptions = {
+ *   cwd: "/",
+ *   env: { GREETING: "hello" },
+ *   clearEnv: true, // GREETING is the only variable the program sees
+ *   stderr: "null",
+ *   killSignal: "SIGKILL",
+ *   onExit: (status) => exited.resolve(status.code),
+ * };
+ * await using server = serve(
+ *   { port: 0 },
+ *   execHandler(
+ *     ["/bin/sh", "-c", 'echo "$GREETING ${HOME:-nobody}"; pwd; echo oops >&2'],
+ *     options,
+ *   ),
+ * );
+ * const { port } = server.addr as Deno.NetAddr;
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ * await conn.closeWrite();
+ * assert.equal(await new Response(conn.readable).text(), "hello nobody\n/\n");
+ * assert.equal(await exited.promise, 0);
+ * ```
+ */
 export interface ExecOptions {
   /**
    * The program's working directory.

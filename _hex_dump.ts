@@ -31,12 +31,44 @@
  * @module
  */
 
-/** Which way the bytes went: `">"` sent by us, `"<"` received by us. */
+/**
+ * Which way the bytes went: `">"` sent by us, `"<"` received by us.
+ *
+ * @example Each direction counts its own offsets
+ * ```ts
+ * import { HexDump, type HexDumpDirection } from "./_hex_dump.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dump = new HexDump(new WritableStream()); // dumps to nowhere
+ * const channel = dump.channel();
+ * const exchange: [HexDumpDirection, string][] = [[">", "ping"], ["<", "pong!"]];
+ * for (const [direction, text] of exchange) {
+ *   await channel.write(direction, new TextEncoder().encode(text));
+ * }
+ * await dump.close();
+ * assert.equal(channel.offset(">"), 4);
+ * assert.equal(channel.offset("<"), 5);
+ * ```
+ */
 export type HexDumpDirection = ">" | "<";
 
-/** Options for {@linkcode formatHexDump}. */
+/**
+ * Options for {@linkcode formatHexDump}.
+ *
+ * @example Bytes received, from offset 16, for connection #3
+ * ```ts
+ * import { formatHexDump, type HexDumpFormatOptions } from "./_hex_dump.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const options: HexDumpFormatOptions = { direction: "<", offset: 16, label: "#3" };
+ * assert.equal(
+ *   formatHexDump(new Uint8Array([0x4f, 0x4b]), options),
+ *   "#3 < 00000010  4f 4b" + " ".repeat(45) + "|OK|\n",
+ * );
+ * ```
+ */
 export interface HexDumpFormatOptions {
-  /** Which way the bytes went. */
+  /** Which way the bytes went; required. */
   direction: HexDumpDirection;
   /**
    * The offset of the first byte in its direction's stream.

@@ -4,6 +4,47 @@
  * parse and check their flags, then call {@linkcode runUdpServer} or
  * {@linkcode runUdpClient}.
  *
+ * ```ts
+ * import { runUdpClient, runUdpServer } from "./_udp_cli.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // The server program's `--udp --service upper`, stopped by a signal.
+ * const stopServer = new AbortController();
+ * const listening = Promise.withResolvers<Deno.NetAddr>();
+ * const server = runUdpServer({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   service: "upper",
+ *   quiet: true,
+ *   signal: stopServer.signal,
+ *   onListen: (addr) => listening.resolve(addr),
+ *   log: () => {},
+ * });
+ * const { port } = await listening.promise;
+ *
+ * // The client program's `--udp`: a line in, the answer out.
+ * const stopClient = new AbortController();
+ * let printed = "";
+ * const code = await runUdpClient({
+ *   hostname: "127.0.0.1",
+ *   port,
+ *   quitAfterEof: Infinity, // until the answer, which aborts
+ *   signal: stopClient.signal,
+ *   input: ReadableStream.from([new TextEncoder().encode("hello\n")]),
+ *   output: new WritableStream({
+ *     write(chunk) {
+ *       printed += new TextDecoder().decode(chunk);
+ *       stopClient.abort();
+ *     },
+ *   }),
+ *   log: () => {},
+ * });
+ * assert.equal(code, 0);
+ * assert.equal(printed, "HELLO\n");
+ * stopServer.abort();
+ * assert.equal(await server, 0);
+ * ```
+ *
  * @module
  */
 
@@ -19,39 +60,136 @@ import { upperCase } from "./services.ts";
 import { errorText, formatAddr, permissionHint } from "./_cli.ts";
 import { formatHexDump, HexDump, type HexDumpDirection } from "./_hex_dump.ts";
 
-/** The services the UDP server offers. */
+/**
+ * The services the UDP server offers.
+ *
+ * @example Check a `--service` value
+ * ```ts
+ * import type { UdpService } from "./_udp_cli.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const services: readonly string[] = ["upper", "echo", "discard"];
+ * const isService = (value: string): value is UdpService =>
+ *   services.includes(value);
+ * assert.ok(isService("echo"));
+ * assert.ok(!isService("chargen")); // a TCP service only
+ * ```
+ */
 export type UdpService = "upper" | "echo" | "discard";
 
-/** Options of {@linkcode runUdpServer}, already checked by the program. */
+/**
+ * Options of {@linkcode runUdpServer}, already checked by the program.
+ *
+ * @example Discard datagrams, with a hex dump of each
+ * ```ts
+ * import { runUdpServer, type UdpServerOptions } from "./_udp_cli.ts";
+ * import { listenDatagram } from "./datagram.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const hexDump = await Deno.makeTempFile();
+ * await using client = await listenDatagram();
+ * const controller = new AbortController();
+ * const lines: string[] = [];
+ * const options: UdpServerOptions = {
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   service: "discard",
+ *   verbose: true,
+ *   hexDump,
+ *   signal: controller.signal,
+ *   onListen: (addr) => void client.send(new TextEncoder().encode("hello"), addr),
+ *   log(line) {
+ *     lines.push(line);
+ *     if (line.startsWith("Datagram from")) controller.abort(); // served
+ *   },
+ * };
+ * assert.equal(await runUdpServer(options), 0);
+ * assert.match(lines[1]!, /^Datagram from 127\.0\.0\.1:\d+: 5 bytes in, no answer on /);
+ * assert.match(await Deno.readTextFile(hexDump), /< 00000000  68 65 6c 6c 6f .*\|hello\|/);
+ * await Deno.remove(hexDump);
+ * ```
+ */
 export interface UdpServerOptions {
-  /** The address to bind to, such as `"127.0.0.1"` or `"::1"`. */
+  /** The address to bind to, such as `"127.0.0.1"` or `"::1"`; required. */
   hostname: string;
-  /** The port; `0` for any free one. */
+  /** The port; `0` for any free one; required. */
   port: number;
   /**
    * `upper` answers each datagram upper-cased (ASCII letters), `echo` as it
-   * is, `discard` not at all (RFC 863).
+   * is, `discard` not at all (RFC 863); required.
    */
   service: UdpService;
-  /** Log only where it listens, errors and the end. @default {false} */
+  /**
+   * Log only where it listens, errors and the end.
+   *
+   * @default {false}
+   */
   quiet?: boolean;
-  /** Also log the local address and error stacks. @default {false} */
+  /**
+   * Also log the local address and error stacks.
+   *
+   * @default {false}
+   */
   verbose?: boolean;
-  /** Write a hex dump of every datagram in and out to this file. */
+  /**
+   * Write a hex dump of every datagram in and out to this file; `"-"` for
+   * stderr.
+   *
+   * @default {undefined} (no dump)
+   */
   hexDump?: string;
-  /** Aborting it shuts the server down; the promise then resolves to 0. */
+  /**
+   * Aborting it shuts the server down; the promise then resolves to 0.
+   *
+   * @default {undefined} (runs until the process ends)
+   */
   signal?: AbortSignal;
-  /** Called after the listening line, with the bound address. */
+  /**
+   * Called after the listening line, with the bound address.
+   *
+   * @default {undefined}
+   */
   onListen?(addr: Deno.NetAddr): void;
-  /** Where log lines go. @default {console.error} */
+  /**
+   * Where log lines go.
+   *
+   * @default {console.error}
+   */
   log?(line: string): void;
 }
 
-/** Options of {@linkcode runUdpClient}, already checked by the program. */
+/**
+ * Options of {@linkcode runUdpClient}, already checked by the program.
+ *
+ * @example Send two lines with "\r\n", expecting no answer
+ * ```ts
+ * import { runUdpClient, type UdpClientOptions } from "./_udp_cli.ts";
+ * import { listenDatagram } from "./datagram.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = await listenDatagram();
+ * const options: UdpClientOptions = {
+ *   hostname: "127.0.0.1",
+ *   port: server.addr.port,
+ *   crlf: true,
+ *   sendOnly: true, // done at the end of the input
+ *   idleTimeout: 5000,
+ *   input: ReadableStream.from([new TextEncoder().encode("one\ntwo\n")]),
+ *   log: () => {},
+ * };
+ * assert.equal(await runUdpClient(options), 0);
+ * const received: string[] = [];
+ * for await (const { data } of server.readable) {
+ *   received.push(new TextDecoder().decode(data));
+ *   if (received.length === 2) break;
+ * }
+ * assert.deepEqual(received, ["one\r\n", "two\r\n"]);
+ * ```
+ */
 export interface UdpClientOptions {
-  /** The server's host name or address. */
+  /** The server's host name or address; required. */
   hostname: string;
-  /** The server's port. */
+  /** The server's port; required. */
   port: number;
   /**
    * Milliseconds to wait for answers after the end of input, counted from
@@ -68,9 +206,17 @@ export interface UdpClientOptions {
    * @default {0}
    */
   idleTimeout?: number;
-  /** Send each line's `"\n"` as `"\r\n"`. @default {false} */
+  /**
+   * Send each line's `"\n"` as `"\r\n"`.
+   *
+   * @default {false}
+   */
   crlf?: boolean;
-  /** Do not print answers; end right after the input. @default {false} */
+  /**
+   * Do not print answers; end right after the input.
+   *
+   * @default {false}
+   */
   sendOnly?: boolean;
   /**
    * Do not read the input; print what the server sends until `signal` or
@@ -79,9 +225,18 @@ export interface UdpClientOptions {
    * @default {false}
    */
   recvOnly?: boolean;
-  /** Say where it sends, what it ignores, and the totals. @default {false} */
+  /**
+   * Say where it sends, what it ignores, and the totals.
+   *
+   * @default {false}
+   */
   verbose?: boolean;
-  /** Write a hex dump of every datagram in and out to this file. */
+  /**
+   * Write a hex dump of every datagram in and out to this file; `"-"` for
+   * stderr.
+   *
+   * @default {undefined} (no dump)
+   */
   hexDump?: string;
   /**
    * Send each read of the input as one datagram, instead of each line.
@@ -89,13 +244,29 @@ export interface UdpClientOptions {
    * @default {false}
    */
   chunks?: boolean;
-  /** Aborting it (Ctrl-C) ends the client at once; it resolves to 0. */
+  /**
+   * Aborting it (Ctrl-C) ends the client at once; it resolves to 0.
+   *
+   * @default {undefined}
+   */
   signal?: AbortSignal;
-  /** What to send. @default {Deno.stdin.readable} */
+  /**
+   * What to send.
+   *
+   * @default {Deno.stdin.readable}
+   */
   input?: ReadableStream<Uint8Array>;
-  /** Where answers go; never closed. @default {Deno.stdout.writable} */
+  /**
+   * Where answers go; never closed.
+   *
+   * @default {Deno.stdout.writable}
+   */
   output?: WritableStream<Uint8Array>;
-  /** Where log lines go. @default {console.error} */
+  /**
+   * Where log lines go.
+   *
+   * @default {console.error}
+   */
   log?(line: string): void;
 }
 
@@ -121,9 +292,10 @@ export const DEFAULT_QUIT_AFTER_EOF = 1000;
  * for each datagram, `error: ...` lines, and at the end `Stopped: N
  * datagrams in, M answered, D dropped`.
  *
- * @returns A promise of the exit code, 0; it rejects with the bind error
- * (`Deno.errors.AddrInUse`, `AddrNotAvailable`, `NotFound`, `NotCapable`)
- * or a hex-dump file error, for the program to print.
+ * @returns A promise of the exit code: 0 once stopped, 1 when the hex-dump
+ * file cannot be opened (one `error: ...` line is logged). It rejects with
+ * the bind error (`Deno.errors.AddrInUse`, `AddrNotAvailable`, `NotFound`,
+ * `NotCapable`), for the program to print.
  *
  * @example Start, then stop at once
  * ```ts
@@ -220,10 +392,10 @@ export async function runUdpServer(options: UdpServerOptions): Promise<number> {
  * answers, then ends.
  *
  * @returns A promise of the exit code: 0 when done or aborted, 1 after a
- * send error or the idle timeout (one `error: ...` line is logged). It
- * rejects with the setup error (`Deno.errors.NotFound` for a host that does
- * not resolve, `NotCapable`, a hex-dump file error), for the program to
- * print.
+ * send error, the idle timeout, or when the hex-dump file cannot be opened
+ * (one `error: ...` line is logged). It rejects with the setup error
+ * (`Deno.errors.NotFound` for a host that does not resolve, `NotCapable`),
+ * for the program to print.
  *
  * @example Two lines, two datagrams, two answers
  * ```ts

@@ -51,7 +51,33 @@
 
 import type { ServiceConnection, ServiceContext } from "./services.ts";
 
-/** What {@linkcode ChatRoom.prototype.join} uses of a connection. */
+/**
+ * What {@linkcode ChatRoom.prototype.join} uses of a connection. The
+ * `Connection` that `serve()` hands to its handler has all of it.
+ *
+ * @example A client made of streams in memory
+ * ```ts
+ * import { type ChatConnection, ChatRoom } from "@x/sock/chat";
+ * import assert from "node:assert/strict";
+ *
+ * let received = "";
+ * const connection: ChatConnection = {
+ *   id: 7,
+ *   remoteAddr: { transport: "unix", path: "/tmp/chat.sock" },
+ *   // Says one line, then half-closes: it leaves.
+ *   readable: ReadableStream.from([new TextEncoder().encode("hi\n")]),
+ *   writable: new WritableStream({
+ *     write: (chunk) => void (received += new TextDecoder().decode(chunk)),
+ *   }),
+ *   signal: new AbortController().signal,
+ *   close() {},
+ * };
+ * const room = new ChatRoom();
+ * await room.join(connection); // alone in the room: nobody hears "hi"
+ * assert.equal(received, "* you are unix#7\n");
+ * assert.equal(room.size, 0);
+ * ```
+ */
 export interface ChatConnection extends ServiceConnection {
   /** The connection's sequence number, for the names of Unix clients. */
   readonly id: number;
@@ -65,7 +91,35 @@ export interface ChatConnection extends ServiceConnection {
   close(reason?: unknown): void;
 }
 
-/** Options for {@linkcode ChatRoom}. */
+/**
+ * Options for {@linkcode ChatRoom}.
+ *
+ * @example Short lines, small queues, names of our own
+ * ```ts
+ * import { ChatRoom, type ChatRoomOptions } from "@x/sock/chat";
+ * import { serve } from "@x/sock/server";
+ * import assert from "node:assert/strict";
+ *
+ * const options: ChatRoomOptions = {
+ *   maxQueuedBytes: 65536,
+ *   drainTimeout: 500,
+ *   maxLineLength: 80,
+ *   name: (connection) => `guest${connection.id}`,
+ * };
+ * const room = new ChatRoom(options);
+ * await using server = serve({ port: 0 }, (c) => room.join(c));
+ * const { port } = server.addr as Deno.NetAddr;
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ * await conn.write(new TextEncoder().encode("x".repeat(100) + "\n"));
+ * // Told who it is, then why it had to leave; then our FIN.
+ * const lines = (await new Response(conn.readable).text()).split("\n");
+ * assert.match(lines[0]!, /^\* you are guest\d+$/);
+ * assert.equal(
+ *   lines[1],
+ *   "* Cannot relay line as its length must be <= 80 bytes: current length is at least 100 bytes",
+ * );
+ * ```
+ */
 export interface ChatRoomOptions {
   /**
    * The most bytes that may wait to be sent to one client. A message that
@@ -99,7 +153,7 @@ export interface ChatRoomOptions {
   /**
    * The name that marks a client's lines. It should hold no "\n".
    *
-   * @default {(connection) => "127.0.0.1:5555"} (the remote address;
+   * @default {undefined} (the remote address: `127.0.0.1:5555`,
    * `[::1]:5555` for IPv6, `unix#7` with the connection's id for Unix)
    */
   name?(connection: ChatConnection): string;
@@ -277,6 +331,30 @@ export class ChatRoom {
    * a notice that the server is shutting down.
    *
    * @param text The notice, without "\n".
+   *
+   * @example A notice to a client in memory
+   * ```ts
+   * import { ChatRoom } from "@x/sock/chat";
+   * import assert from "node:assert/strict";
+   *
+   * const room = new ChatRoom();
+   * const input = new TransformStream<Uint8Array, Uint8Array>(); // the client's
+   * let received = "";
+   * const joined = room.join({
+   *   id: 1,
+   *   remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 5555 },
+   *   readable: input.readable,
+   *   writable: new WritableStream({
+   *     write: (chunk) => void (received += new TextDecoder().decode(chunk)),
+   *   }),
+   *   signal: new AbortController().signal,
+   *   close() {},
+   * });
+   * room.announce("closing at noon");
+   * await input.writable.close(); // the client's FIN: it leaves
+   * await joined;
+   * assert.equal(received, "* you are 127.0.0.1:5555\n* closing at noon\n");
+   * ```
    */
   announce(text: string): void {
     this.#broadcast(undefined, encoder.encode(`${NOTICE}${text}\n`));
@@ -295,6 +373,32 @@ export class ChatRoom {
    * dropped or its connection failed, and everything queued for it was
    * sent or given up; it does not reject for network errors, which the
    * connection itself reports.
+   *
+   * @example A client told of a server shutdown
+   * ```ts
+   * import { ChatRoom } from "@x/sock/chat";
+   * import { serve } from "@x/sock/server";
+   * import { LineDecoderStream } from "@x/sock/framing";
+   * import assert from "node:assert/strict";
+   *
+   * const room = new ChatRoom();
+   * const server = serve(
+   *   { port: 0 },
+   *   (connection, context) => room.join(connection, context),
+   * );
+   * const { port } = server.addr as Deno.NetAddr;
+   * const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+   * const lines = conn.readable
+   *   .pipeThrough(new LineDecoderStream())
+   *   .pipeThrough(new TextDecoderStream())
+   *   .values();
+   * assert.match((await lines.next()).value!, /^\* you are /); // in the room
+   * const stopping = server.shutdown();
+   * assert.equal((await lines.next()).value, "* server shutting down");
+   * assert.equal((await lines.next()).done, true); // our FIN
+   * await stopping;
+   * assert.equal(room.size, 0);
+   * ```
    */
   async join(
     connection: ChatConnection,

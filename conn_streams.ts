@@ -33,10 +33,20 @@ export {
  *
  * @example The same options
  * ```ts
- * import type { ConnStreamsOptions } from "@x/sock/conn-streams";
+ * import { ConnStreams, type ConnStreamsOptions } from "@x/sock/conn-streams";
+ * import { Connection, type ConnectionOptions } from "@x/sock/connection";
+ * import assert from "node:assert/strict";
  *
- * const options: ConnStreamsOptions = { maxReadSize: 65536 };
- * console.log(options.maxReadSize); // 65536
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const options: ConnStreamsOptions = { id: 42, maxReadSize: 65536 };
+ * const same: ConnectionOptions = options;
+ * using conn = new ConnStreams(
+ *   await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+ *   same,
+ * );
+ * using _accepted = await listener.accept();
+ * assert.ok(conn instanceof Connection);
+ * assert.equal(conn.id, 42);
  * ```
  */
 export type ConnStreamsOptions = ConnectionOptions;

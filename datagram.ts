@@ -846,14 +846,30 @@ export async function listenDatagram(
  *
  * @example Bytes, a stream, or nothing
  * ```ts
- * import { type DatagramAnswer, serveDatagrams } from "@x/sock/datagram";
+ * import {
+ *   type DatagramAnswer,
+ *   listenDatagram,
+ *   serveDatagrams,
+ * } from "@x/sock/datagram";
  * import { UpperCaseStream } from "@x/sock/services";
+ * import assert from "node:assert/strict";
  *
  * await using server = await serveDatagrams({ port: 0 }, (data): DatagramAnswer => {
  *   if (data.length === 0) return undefined; // no answer
  *   if (data[0] === 0x21) return new Uint8Array([0x3f]); // "!" -> "?"
  *   return new UpperCaseStream();
  * });
+ * await using client = await listenDatagram({ remoteAddr: server.addr });
+ * const answers = client.readable.getReader();
+ * const ask = async (text: string) => {
+ *   await client.send(new TextEncoder().encode(text));
+ *   const { value } = await answers.read();
+ *   return new TextDecoder().decode(value!.data);
+ * };
+ * await client.send(new Uint8Array(0)); // gets no answer
+ * assert.equal(await ask("!"), "?");
+ * assert.equal(await ask("hi"), "HI");
+ * answers.releaseLock();
  * ```
  */
 export type DatagramAnswer =
@@ -877,14 +893,32 @@ export type DatagramAnswer =
  *
  * @example A handler that answers with a sequence number
  * ```ts
- * import { type DatagramHandler, serveDatagrams } from "@x/sock/datagram";
+ * import {
+ *   type DatagramHandler,
+ *   listenDatagram,
+ *   serveDatagrams,
+ * } from "@x/sock/datagram";
+ * import assert from "node:assert/strict";
  *
  * let count = 0;
- * const numbered: DatagramHandler = (data, remoteAddr) => {
- *   console.log(`${data.length} bytes from ${remoteAddr.hostname}`);
- *   return new TextEncoder().encode(`${++count}`);
- * };
+ * const numbered: DatagramHandler = (data, remoteAddr) =>
+ *   new TextEncoder().encode(
+ *     `#${++count}: ${data.length} bytes from ${remoteAddr.hostname}`,
+ *   );
  * await using server = await serveDatagrams({ port: 0 }, numbered);
+ * await using client = await listenDatagram({ remoteAddr: server.addr });
+ * const answers = client.readable.getReader();
+ * const texts: string[] = [];
+ * for (const size of [3, 5]) {
+ *   await client.send(new Uint8Array(size));
+ *   const { value } = await answers.read();
+ *   texts.push(new TextDecoder().decode(value!.data));
+ * }
+ * answers.releaseLock();
+ * assert.deepEqual(texts, [
+ *   "#1: 3 bytes from 127.0.0.1",
+ *   "#2: 5 bytes from 127.0.0.1",
+ * ]);
  * ```
  */
 export type DatagramHandler = (
@@ -897,18 +931,33 @@ export type DatagramHandler = (
  *
  * @example Log each datagram
  * ```ts
- * import { serveDatagrams } from "@x/sock/datagram";
+ * import {
+ *   type DatagramInfo,
+ *   listenDatagram,
+ *   serveDatagrams,
+ * } from "@x/sock/datagram";
  * import { EchoStream } from "@x/sock/services";
+ * import assert from "node:assert/strict";
  *
- * await using server = await serveDatagrams({
+ * const log: string[] = [];
+ * const server = await serveDatagrams({
  *   port: 0,
- *   onDatagram: ({ remoteAddr, bytesIn, bytesOut, duration }) =>
- *     console.log(
- *       `${remoteAddr.hostname}:${remoteAddr.port} ${bytesIn} in, ${
- *         bytesOut ?? "no"
- *       } out, ${duration.toFixed(1)} ms`,
+ *   onDatagram: ({ remoteAddr, bytesIn, bytesOut, error }: DatagramInfo) =>
+ *     void log.push(
+ *       `${remoteAddr.hostname} ${bytesIn} in, ${bytesOut ?? "no"} out${
+ *         error === undefined ? "" : `: ${error}`
+ *       }`,
  *     ),
  * }, () => new EchoStream());
+ * {
+ *   await using client = await listenDatagram({ remoteAddr: server.addr });
+ *   await client.send(new Uint8Array(4));
+ *   const answers = client.readable.getReader();
+ *   await answers.read(); // the echo
+ *   answers.releaseLock();
+ * }
+ * await server.shutdown(); // every datagram in hand has been reported
+ * assert.deepEqual(log, ["127.0.0.1 4 in, 4 out"]);
  * ```
  */
 export interface DatagramInfo {

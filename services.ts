@@ -33,9 +33,27 @@ export { exec, execHandler, type ExecOptions, parseCommand } from "./_exec.ts";
 
 /**
  * What the handler services ({@linkcode chargen}, {@linkcode daytime}) use of
- * a connection. The `Connection` that `serve()` hands to its handler has all
- * of it; so does anything with half-close safe streams, such as
- * `ConnStreams` with an `AbortController`'s signal.
+ * a connection. Any `Connection` has all of it, such as the one `serve()`
+ * hands to its handler; so does any object with half-close safe streams and
+ * a signal.
+ *
+ * @example Any object with the three members will do
+ * ```ts
+ * import { daytime, type ServiceConnection } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * // The daytime line, collected in memory instead of sent to a client.
+ * let text = "";
+ * const connection: ServiceConnection = {
+ *   readable: ReadableStream.from([]), // the client sends nothing
+ *   writable: new WritableStream({
+ *     write: (chunk) => void (text += new TextDecoder().decode(chunk)),
+ *   }),
+ *   signal: new AbortController().signal, // never aborts
+ * };
+ * await daytime(connection);
+ * assert.match(text, /^[A-Z][a-z]+day, .* \d\d:\d\d:\d\d-UTC\r\n$/);
+ * ```
  */
 export interface ServiceConnection {
   /** What the client sends; ends at the client's FIN. */
@@ -49,6 +67,37 @@ export interface ServiceConnection {
 /**
  * What a handler service uses of the context `serve()` gives its handler
  * (`HandlerContext`); all of it optional.
+ *
+ * @example Stop chargen as a server shutdown would
+ * ```ts
+ * import {
+ *   CHARGEN_LINE_LENGTH,
+ *   chargen,
+ *   type ServiceConnection,
+ *   type ServiceContext,
+ * } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * const shutdown = new AbortController();
+ * const context: ServiceContext = { shutdown: shutdown.signal };
+ * let sent = 0;
+ * let finished = false;
+ * const connection: ServiceConnection = {
+ *   readable: ReadableStream.from([]),
+ *   writable: new WritableStream({
+ *     write(chunk) {
+ *       sent += chunk.length;
+ *       shutdown.abort(); // after the first block of lines
+ *     },
+ *     close: () => void (finished = true), // our FIN
+ *   }),
+ *   signal: new AbortController().signal,
+ * };
+ * await chargen(connection, context);
+ * assert.ok(finished);
+ * assert.ok(sent > 0);
+ * assert.equal(sent % (CHARGEN_LINE_LENGTH + 2), 0); // whole lines only
+ * ```
  */
 export interface ServiceContext {
   /**
@@ -90,15 +139,15 @@ export class UpperCaseStream
  * @example Echo over a connection
  * ```ts
  * import { EchoStream } from "@x/sock/services";
- * import { ConnStreams } from "@x/sock/conn-streams";
+ * import { Connection } from "@x/sock/connection";
  * import assert from "node:assert/strict";
  *
  * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * const served = listener.accept().then((conn) => {
- *   const { readable, writable } = new ConnStreams(conn);
+ *   const { readable, writable } = new Connection(conn);
  *   return readable.pipeThrough(new EchoStream()).pipeTo(writable);
  * });
- * const client = new ConnStreams(
+ * const client = new Connection(
  *   await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
  * );
  * await ReadableStream.from([new Uint8Array([1, 2, 3])])
@@ -207,7 +256,19 @@ export class DiscardStream extends SyncTransformStream<Uint8Array, Uint8Array> {
   }
 }
 
-/** Length of a chargen line, without its "\r\n" (RFC 864). */
+/**
+ * Length of a chargen line, without its "\r\n" (RFC 864).
+ *
+ * @example The size of a line on the wire
+ * ```ts
+ * import { CHARGEN_LINE_LENGTH } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(CHARGEN_LINE_LENGTH, 72);
+ * const lineBytes = CHARGEN_LINE_LENGTH + 2; // with "\r\n"
+ * assert.equal(lineBytes, 74);
+ * ```
+ */
 export const CHARGEN_LINE_LENGTH = 72;
 
 /** The 95 printable ASCII characters chargen cycles through, from " ". */
