@@ -20,7 +20,7 @@
  * - {@linkcode Connection.prototype.serve} runs a service (any
  *   `TransformStream`) over the connection; a `SyncTransformStream` runs
  *   inside the read loop with no stream hop.
- * - Read buffers start at 4 KiB, grow while reads fill them (to 1 MiB) and
+ * - Read buffers start at 1 KiB, grow while reads fill them (to 1 MiB) and
  *   shrink again when the traffic does, so an idle connection costs little.
  *
  * ```ts
@@ -132,7 +132,7 @@ export interface ConnectionOptions {
    */
   signal?: AbortSignal;
   /**
-   * The largest read, in bytes. Reads start at 4 KiB and grow fourfold
+   * The largest read, in bytes. Reads start at 1 KiB and grow fourfold
    * while they fill their buffer, up to this.
    *
    * @default {1048576}
@@ -190,9 +190,9 @@ export interface ReadUntilOptions {
   limit?: number;
 }
 
-const MIN_READ = 4096;
+const MIN_READ = 1024;
 /** A free tail shorter than this is not worth a read of its own. */
-const CARVE_MIN = 1024;
+const CARVE_MIN = 256;
 const DEFAULT_MAX_READ = 1 << 20;
 const DEFAULT_WRITE_BUFFER = 65536;
 const DEFAULT_READ_UNTIL_LIMIT = 65536;
@@ -298,9 +298,10 @@ export class Connection implements Disposable, AsyncDisposable {
   #maxRead: number;
   #writeBufferSize: number;
   #directWrite: number;
-  #controller = new AbortController();
+  /** Made when `signal` is first read: most connections never need it. */
+  #controller?: AbortController;
   #signal?: AbortSignal;
-  #onAbort = () => this.#fail(this.#signal!.reason);
+  #onAbort?: () => void;
   #resolveClosed!: () => void;
   #rejectClosed!: (reason: unknown) => void;
 
@@ -386,7 +387,10 @@ export class Connection implements Disposable, AsyncDisposable {
     if (signal) {
       this.#signal = signal;
       if (signal.aborted) this.#fail(signal.reason);
-      else signal.addEventListener("abort", this.#onAbort, { once: true });
+      else {
+        this.#onAbort = () => this.#fail(signal.reason);
+        signal.addEventListener("abort", this.#onAbort, { once: true });
+      }
     }
   }
 
@@ -406,6 +410,10 @@ export class Connection implements Disposable, AsyncDisposable {
    * a clean end.
    */
   get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#failed) this.#controller.abort(this.#failure);
+    }
     return this.#controller.signal;
   }
 
@@ -631,10 +639,21 @@ export class Connection implements Disposable, AsyncDisposable {
    * await served;
    * ```
    */
-  async serve(service: TransformStream<Uint8Array, Uint8Array>): Promise<void> {
-    this.#take("engine");
+  serve(service: TransformStream<Uint8Array, Uint8Array>): Promise<void> {
     try {
-      await pump(this.#pumpIO(), service);
+      this.#take("engine");
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Not an async function: it keeps no hold on `service`, so a
+    // SyncTransformStream's streams, which the engine does not use, can be
+    // collected while the connection lives.
+    return this.#served(pump(this.#pumpIO(), service));
+  }
+
+  async #served(pumping: Promise<void>): Promise<void> {
+    try {
+      await pumping;
     } catch (error) {
       this.#fail(error);
       throw this.#failed ? this.#failure : error;
@@ -1121,7 +1140,7 @@ export class Connection implements Disposable, AsyncDisposable {
     this.#failed = true;
     this.#failure = reason;
     this.#closeConn();
-    this.#controller.abort(reason);
+    this.#controller?.abort(reason);
     if (!this.#readDone) {
       this.#readDone = true;
       try {
@@ -1139,7 +1158,9 @@ export class Connection implements Disposable, AsyncDisposable {
   #closeConn(): void {
     this.#connClosed = true;
     this.#loopBuffer = this.#spare = this.#carve = undefined;
-    this.#signal?.removeEventListener("abort", this.#onAbort);
+    if (this.#onAbort) {
+      this.#signal!.removeEventListener("abort", this.#onAbort);
+    }
     try {
       this.#conn.close();
     } catch { /* closed by someone else already */ }

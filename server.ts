@@ -815,17 +815,28 @@ class ServedConnection extends Connection {
   #quietSince: number = this.start;
   #client?: Deno.Addr;
   #headerSize = 0;
-  // One per connection, so that a handler's listeners go with it.
-  #shutdown = new AbortController();
+  // One per connection, so that a handler's listeners go with it; made
+  // when the handler first looks, since most never do.
+  #shutdown?: AbortController;
+  #shuttingDown = false;
 
   /** What the handler gets as `HandlerContext.shutdown`. */
   get shutdownSignal(): AbortSignal {
+    if (this.#shutdown === undefined) {
+      this.#shutdown = new AbortController();
+      if (this.#shuttingDown) this.#abortShutdown();
+    }
     return this.#shutdown.signal;
   }
 
   /** Tells the handler that the server is shutting down. */
   tellShutdown(): void {
-    this.#shutdown.abort(
+    this.#shuttingDown = true;
+    if (this.#shutdown) this.#abortShutdown();
+  }
+
+  #abortShutdown(): void {
+    this.#shutdown!.abort(
       new Deno.errors.Interrupted("The server is shutting down"),
     );
   }
@@ -1280,7 +1291,11 @@ class Supervisor {
     connection: ServedConnection,
     fail: (error: unknown) => void,
   ): Promise<void> {
-    const context: HandlerContext = { shutdown: connection.shutdownSignal };
+    const context: HandlerContext = {
+      get shutdown() {
+        return connection.shutdownSignal;
+      },
+    };
     let result: ReturnType<Handler>;
     try {
       result = this.#handler(connection, context);
@@ -1297,7 +1312,11 @@ class Supervisor {
           );
           await connection.closed;
         } else {
-          await connection.serve(result);
+          // Let go of the service while it runs: the engine keeps what it
+          // needs, and an idle connection should not hold the rest.
+          const serving = connection.serve(result);
+          result = undefined;
+          await serving;
         }
       } catch (error) {
         fail(error);
