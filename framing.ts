@@ -2287,7 +2287,11 @@ export function framed<In>(
   const encoder = codec.encoder();
   let readable: ReadableStream<Uint8Array | Uint8Array[]>;
   if (decoder instanceof SyncTransformStream) {
-    readable = messageReadable(bytes.readable, decoder.transformer, batch);
+    readable = messageReadable(
+      bytes instanceof Connection ? bytes : bytes.readable,
+      decoder.transformer,
+      batch,
+    );
   } else {
     const messages = bytes.readable.pipeThrough(decoder);
     readable = batch
@@ -2300,7 +2304,10 @@ export function framed<In>(
   }
   let writable: WritableStream<In>;
   if (encoder instanceof SyncTransformStream) {
-    writable = messageWritable(bytes.writable, encoder.transformer);
+    writable = messageWritable(
+      bytes instanceof Connection ? bytes : bytes.writable,
+      encoder.transformer,
+    );
   } else {
     // pipeTo propagates errors both ways; its promise is observed there.
     encoder.readable.pipeTo(bytes.writable).catch(() => {});
@@ -2327,13 +2334,36 @@ function isBareConn(target: FramedTarget): target is Deno.Conn {
  * before the failure are still delivered, then the stream errors.
  */
 function messageReadable(
-  source: ReadableStream<Uint8Array>,
+  source: Connection | ReadableStream<Uint8Array>,
   decoder: SyncTransformer<Uint8Array, Uint8Array>,
   batch: boolean,
 ): ReadableStream<Uint8Array | Uint8Array[]> {
   // Locked at the first read, not before: until then the bytes are the
-  // caller's to read in some other way.
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  // caller's to read in some other way. A Connection is read with its pull
+  // reader: no byte stream in between.
+  let reader:
+    | { read(): Promise<{ done: boolean; value?: Uint8Array }> }
+    | undefined;
+  let stop: (reason: unknown) => Promise<void> = (reason) =>
+    (source instanceof Connection ? source.readable : source).cancel(reason);
+  const open = () => {
+    if (source instanceof ReadableStream) {
+      const byteReader = source.getReader();
+      stop = (reason) => byteReader.cancel(reason);
+      return byteReader;
+    }
+    const pull = source.reader();
+    stop = (reason) => {
+      pull.releaseLock();
+      return source.readable.cancel(reason);
+    };
+    return {
+      read: () =>
+        pull.read().then((value) =>
+          value === null ? { done: true } : { done: false, value }
+        ),
+    };
+  };
   let queue: Uint8Array[] = [];
   let next = 0;
   let ended = false;
@@ -2358,7 +2388,7 @@ function messageReadable(
           controller.close();
           return;
         }
-        reader ??= source.getReader();
+        reader ??= open();
         const { done, value } = await reader.read();
         queue = [];
         next = 0;
@@ -2366,16 +2396,16 @@ function messageReadable(
           if (done) {
             ended = true;
             decoder.flush?.(push);
-          } else decoder.transform(value, push);
+          } else decoder.transform(value!, push);
         } catch (error) {
           failed = true;
           failure = error;
           // Stop the bytes as a pipe would: the connection may then close.
-          if (!done) reader.cancel(error).catch(() => {});
+          if (!done) stop(error).catch(() => {});
         }
       }
     },
-    cancel: (reason) => (reader ?? source).cancel(reason),
+    cancel: (reason) => stop(reason),
   }, { highWaterMark: 0 });
 }
 
@@ -2385,17 +2415,29 @@ function messageReadable(
  * error of the sink errors this stream.
  */
 function messageWritable<In>(
-  sink: WritableStream<Uint8Array>,
+  sink: Connection | WritableStream<Uint8Array>,
   encoder: SyncTransformer<In, Uint8Array>,
 ): WritableStream<In> {
   let controller: WritableStreamDefaultController;
   // Locked at the first use, not before: until then the sink is the
-  // caller's to write in some other way.
-  let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  // caller's to write in some other way. A Connection is written directly:
+  // no byte stream in between.
+  let writer:
+    | Pick<WritableStreamDefaultWriter<Uint8Array>, "write" | "close" | "abort">
+    | undefined;
   const sinkWriter = () => {
-    if (writer === undefined) {
-      writer = sink.getWriter();
-      writer.closed.catch((error) => controller.error(error));
+    if (writer !== undefined) return writer;
+    if (sink instanceof Connection) {
+      sink.closed.catch((error) => controller.error(error));
+      writer = {
+        write: (bytes) => sink.write(bytes!),
+        close: () => sink.closeWrite(),
+        abort: (reason) => Promise.resolve(sink.close(reason)),
+      };
+    } else {
+      const streamWriter = sink.getWriter();
+      streamWriter.closed.catch((error) => controller.error(error));
+      writer = streamWriter;
     }
     return writer;
   };
