@@ -706,24 +706,17 @@ export class Connection implements Disposable, AsyncDisposable {
     this.#owner = undefined;
   }
 
-  /** Reads from the socket into `view`; counts, and maps our own close. */
-  async #readInto(view: Uint8Array): Promise<number | null> {
-    let n: number | null;
-    try {
-      n = await this.#conn.read(view);
-    } catch (error) {
-      // A read cut short by our own close reports that close's reason.
-      if (this.#failed) throw this.#failure;
-      if (this.#connClosed) return null;
-      this.#fail(error);
-      throw error;
-    }
-    if (n === null) {
-      this.#endRead();
-      return null;
-    }
-    this.#bytesRead += n;
-    return n;
+  /**
+   * A failed socket read: a read cut short by our own close reports that
+   * close's reason (or the end, after a clean close); any other error
+   * tears the connection down. The read paths below await the socket
+   * themselves and call this, so that a read costs one promise.
+   */
+  #readFailed(error: unknown): null {
+    if (this.#failed) throw this.#failure;
+    if (this.#connClosed) return null;
+    this.#fail(error);
+    throw error;
   }
 
   /**
@@ -745,8 +738,14 @@ export class Connection implements Disposable, AsyncDisposable {
       this.#carved = 0;
     }
     const start = this.#carved;
-    const n = await this.#readInto(buffer.subarray(start));
-    if (n === null) return null;
+    let n: number | null;
+    try {
+      n = await this.#conn.read(buffer.subarray(start));
+    } catch (error) {
+      return this.#readFailed(error);
+    }
+    if (n === null) return this.#endRead();
+    this.#bytesRead += n;
     this.#adapt(n, buffer.length - start);
     this.#carved = start + n;
     return buffer.subarray(start, start + n);
@@ -764,8 +763,14 @@ export class Connection implements Disposable, AsyncDisposable {
       ? this.#spare
       : new Uint8Array(this.#readSize);
     this.#spare = undefined;
-    const n = await this.#readInto(buffer);
-    if (n === null) return null;
+    let n: number | null;
+    try {
+      n = await this.#conn.read(buffer);
+    } catch (error) {
+      return this.#readFailed(error);
+    }
+    if (n === null) return this.#endRead();
+    this.#bytesRead += n;
     this.#adapt(n, buffer.length);
     if (n < buffer.length >> 1) {
       this.#spare = buffer;
@@ -782,20 +787,13 @@ export class Connection implements Disposable, AsyncDisposable {
     if (buffer === undefined || buffer.length !== this.#readSize) {
       buffer = this.#loopBuffer = new Uint8Array(this.#readSize);
     }
-    // The engine's hot path: #readInto inlined, one promise per read.
     let n: number | null;
     try {
       n = await this.#conn.read(buffer);
     } catch (error) {
-      if (this.#failed) throw this.#failure;
-      if (this.#connClosed) return null;
-      this.#fail(error);
-      throw error;
+      return this.#readFailed(error);
     }
-    if (n === null) {
-      this.#endRead();
-      return null;
-    }
+    if (n === null) return this.#endRead();
     this.#bytesRead += n;
     this.#adapt(n, buffer.length);
     return n === buffer.length ? buffer : buffer.subarray(0, n);
@@ -863,15 +861,21 @@ export class Connection implements Disposable, AsyncDisposable {
           request.respond(0);
           return;
         }
-        const n = await this.#readInto(view);
-        if (this.#readController !== controller) return;
+        let n: number | null;
+        try {
+          n = await this.#conn.read(view);
+        } catch (error) {
+          n = this.#readFailed(error);
+        }
         if (n === null) {
+          this.#endRead();
           if (!this.#failed) {
             controller.close();
             request.respond(0);
           }
           return;
         }
+        this.#bytesRead += n;
         request.respond(n);
         return;
       }
@@ -888,11 +892,12 @@ export class Connection implements Disposable, AsyncDisposable {
     }
   }
 
-  #endRead(): void {
-    if (this.#readDone) return;
+  #endRead(): null {
+    if (this.#readDone) return null;
     this.#readDone = true;
     this.#loopBuffer = this.#spare = this.#carve = undefined;
     this.#settle();
+    return null;
   }
 
   // -------------------------------------------------------------------------
@@ -979,7 +984,7 @@ export class Connection implements Disposable, AsyncDisposable {
         if (!first && segment.done === undefined) await this.#gather(segment);
         first = false;
         this.#inFlight = segment;
-        await this.#send(
+        await this.#sendBytes(
           segment.length === segment.data.length
             ? segment.data
             : segment.data.subarray(0, segment.length),
@@ -1034,7 +1039,7 @@ export class Connection implements Disposable, AsyncDisposable {
   }
 
   /** Writes all of `bytes` to the socket, counting progress as it goes. */
-  async #send(bytes: Uint8Array): Promise<void> {
+  async #sendBytes(bytes: Uint8Array): Promise<void> {
     const conn = this.#conn;
     let written = 0;
     try {
@@ -1073,7 +1078,7 @@ export class Connection implements Disposable, AsyncDisposable {
     if (this.#flushing) await this.#drainWrites();
     // Hold the line: a write made meanwhile queues behind this one.
     this.#sendingDirect = true;
-    // #send inlined: this is the engine's hot path.
+    // #sendBytes inlined: this is the engine's hot path.
     const conn = this.#conn;
     let written = 0;
     try {
@@ -1296,6 +1301,17 @@ class PullReader implements ConnectionReader {
    * @returns The bytes, or `null` at the peer's FIN.
    */
   read(): Promise<Uint8Array | null> {
+    if (!this.#released && !this.#busy && this.#buffer.length === 0) {
+      // The common case, without the bookkeeping's extra promises.
+      this.#busy = true;
+      return this.#io.read(true).then((chunk) => {
+        this.#busy = false;
+        return chunk;
+      }, (error) => {
+        this.#busy = false;
+        throw error;
+      });
+    }
     return this.#run(async () => {
       if (this.#buffer.length > 0) {
         const out = this.#buffer;
