@@ -476,9 +476,10 @@ export class Connection implements Disposable, AsyncDisposable {
 
   /**
    * What we send. Every byte is written; small writes are coalesced (see
-   * {@linkcode ConnectionOptions.writeBufferSize}); a write error errors the
-   * stream, and it is reported to the next `write()` or to `close()`, never
-   * lost. Closing it flushes and sends our FIN (see
+   * {@linkcode ConnectionOptions.writeBufferSize}). A write error errors the
+   * stream, so the writer sees it (on `closed`, `ready` and its next
+   * `write()`) and `closed` rejects with it: a failed byte is never
+   * silently lost. Closing it flushes and sends our FIN (see
    * {@linkcode Connection.prototype.closeWrite}); aborting it closes the
    * connection.
    */
