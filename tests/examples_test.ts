@@ -1,24 +1,40 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import {
+  connect,
+  ConnectError,
+  exchange,
+  serve,
+  UpperCaseStream,
+} from "../mod.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const encoder = new TextEncoder();
 
-/** A running example program, with its stdout read line by line. */
+/**
+ * A running example program, with its stdout read line by line; or, with
+ * `program`, one of the package's programs (`server.ts`), whose log lines on
+ * stderr are read instead.
+ */
 class Example implements AsyncDisposable {
   readonly child: Deno.ChildProcess;
   #lines: AsyncIterator<string>;
   readonly seen: string[] = [];
 
-  constructor(name: string, args: string[] = []) {
+  constructor(
+    name: string,
+    args: string[] = [],
+    options: { program?: boolean; flags?: string[] } = {},
+  ) {
+    const { program = false, flags = ["-N"] } = options;
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-N", `examples/${name}`, ...args],
+      args: ["run", ...flags, program ? name : `examples/${name}`, ...args],
       cwd: root,
       stdin: "null",
-      stdout: "piped",
-      stderr: "inherit",
+      stdout: program ? "null" : "piped",
+      stderr: program ? "piped" : "inherit",
     }).spawn();
-    this.#lines = this.child.stdout
+    this.#lines = (program ? this.child.stderr : this.child.stdout)
       .pipeThrough(new TextDecoderStream())
       .pipeThrough(new LineSplitter())[Symbol.asyncIterator]();
   }
@@ -231,13 +247,175 @@ Deno.test("examples/broadcast_chat.ts relays each line to the other clients", as
   const [, bobId] = (await bob.next()).match(/^\* you are user(\d+)$/)!;
   assert.equal(await alice.next(), `* user${bobId} joined`);
   await alice.conn.write(encoder.encode("hi bob\n"));
-  assert.equal(await bob.next(), `user${aliceId}: hi bob`);
+  assert.equal(await bob.next(), `[user${aliceId}] hi bob`);
   await bob.conn.write(encoder.encode("hi alice\r\n"));
-  assert.equal(await alice.next(), `user${bobId}: hi alice`);
+  assert.equal(await alice.next(), `[user${bobId}] hi alice`);
   // Bob leaves; Alice hears of it. (Reading the bare `readable` is fine in
   // a test: it closes the connection at its end, which is what we want.)
   await bob.conn.closeWrite();
   assert.equal((await bob.lines.next()).done, true);
   assert.equal(await alice.next(), `* user${bobId} left`);
   alice.conn.close();
+});
+
+Deno.test("every example in examples/ is run by a test", async () => {
+  const tests: string[] = [];
+  for await (const entry of Deno.readDir(`${root}tests`)) {
+    if (entry.isFile && entry.name.endsWith(".ts")) {
+      tests.push(await Deno.readTextFile(`${root}tests/${entry.name}`));
+    }
+  }
+  const untested: string[] = [];
+  for await (const entry of Deno.readDir(`${root}examples`)) {
+    if (!entry.name.endsWith(".ts")) continue;
+    const named = [`examples/${entry.name}`, `"${entry.name}"`];
+    if (!tests.some((text) => named.some((name) => text.includes(name)))) {
+      untested.push(entry.name);
+    }
+  }
+  assert.deepEqual(untested, [], "examples no test runs");
+});
+
+/** Whether `path` matches a `publish.include` pattern (`*` within a name). */
+function matches(pattern: string, path: string): boolean {
+  const regexp = pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&")
+    .replaceAll("**/", "(?:.*/)?").replaceAll("*", "[^/]*");
+  return new RegExp(`^${regexp}(?:/.*)?$`).test(path);
+}
+
+Deno.test("README's relative links name files that exist and are published", async () => {
+  const readme = await Deno.readTextFile(`${root}README.md`);
+  const config = JSON.parse(await Deno.readTextFile(`${root}deno.json`));
+  const include: string[] = config.publish?.include ?? ["**"];
+  const exclude: string[] = config.publish?.exclude ?? [];
+  const links = [...readme.matchAll(/\]\(([^)\s]+)\)/g)]
+    .map((match) => match[1]!)
+    .filter((link) => !/^[a-z]+:|^#/.test(link))
+    .map((link) => link.replace(/^\.\//, "").replace(/#.*$/, ""));
+  assert.ok(links.length > 0, "README links to no file of its own");
+  const broken: string[] = [];
+  for (const link of new Set(links)) {
+    const exists = await Deno.stat(`${root}${link}`).then(
+      () => true,
+      () => false,
+    );
+    const published = include.some((p) => matches(p, link)) &&
+      !exclude.some((p) => matches(p, link));
+    if (!exists) broken.push(`${link}: no such file`);
+    else if (!published) broken.push(`${link}: not in publish.include`);
+  }
+  assert.deepEqual(broken, []);
+});
+
+/**
+ * Whether `program` can be started; when not, prints why `what` is skipped.
+ */
+async function have(program: string, what: string): Promise<boolean> {
+  try {
+    await new Deno.Command(program, {
+      args: ["version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return true;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    console.log(`skipped: ${what} needs ${program}, which is not installed`);
+    return false;
+  }
+}
+
+/** Runs README's first `sh` block containing `marker` with bash in `dir`. */
+async function runReadmeBlock(marker: string, dir: string): Promise<void> {
+  const readme = await Deno.readTextFile(`${root}README.md`);
+  const block = [...readme.matchAll(/^```sh\n([\s\S]*?)^```$/gm)]
+    .map((match) => match[1]!)
+    .find((text) => text.includes(marker));
+  assert.ok(block, `README has no sh block with "${marker}"`);
+  const { code, stderr } = await new Deno.Command("bash", {
+    args: ["-euo", "pipefail", "-c", block],
+    cwd: dir,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+}
+
+/** Upper-cases "secret" through a TLS server with these files. */
+async function tlsRoundTrip(
+  files: { cert: string; key: string; ca: string },
+): Promise<void> {
+  const [cert, key, ca] = await Promise.all(
+    [files.cert, files.key, files.ca].map((f) => Deno.readTextFile(f)),
+  );
+  await using server = serve(
+    { port: 0, cert, key },
+    () => new UpperCaseStream(),
+  );
+  const { port } = server.addr as Deno.NetAddr;
+  for (const hostname of ["localhost", "127.0.0.1"]) {
+    const conn = await connect({ hostname, port, tls: true, caCerts: [ca] });
+    const input = ReadableStream.from([encoder.encode("secret")]);
+    assert.equal(await new Response(exchange(conn, input)).text(), "SECRET");
+  }
+  // Without the CA, the handshake fails, and says so.
+  await assert.rejects(
+    connect({ hostname: "localhost", port, tls: true }),
+    (error) => error instanceof ConnectError && error.tlsHandshake,
+  );
+}
+
+Deno.test("README's TLS recipe (a leaf signed by a throw-away CA) works with serve(), connect() and both programs", async () => {
+  if (!await have("openssl", "README's TLS recipe")) return;
+  const dir = await Deno.makeTempDir({ prefix: "sock_tls_" });
+  try {
+    await runReadmeBlock("openssl x509 -req", dir);
+    const cert = `${dir}/cert.pem`, key = `${dir}/key.pem`;
+    await tlsRoundTrip({ cert, key, ca: `${dir}/ca.pem` });
+    // The programs, as README runs them (port 0 here).
+    await using server = new Example(
+      "server.ts",
+      ["--cert", cert, "--key", key, "-p", "0"],
+      { program: true, flags: ["-N", "-R"] },
+    );
+    const [, port] = await server.waitFor(
+      /^Listening on 127\.0\.0\.1:(\d+) with TLS/,
+    );
+    const client = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-N",
+        "-R",
+        "client.ts",
+        "--ca",
+        `${dir}/ca.pem`,
+        "localhost",
+        port!,
+      ],
+      cwd: root,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = client.stdin.getWriter();
+    await writer.write(encoder.encode("hello\n"));
+    await writer.close();
+    const { code, stdout, stderr } = await client.output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    assert.equal(new TextDecoder().decode(stdout), "HELLO\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("README's short TLS recipe (a self-signed certificate, CA:FALSE) works with serve() and connect()", async () => {
+  if (!await have("openssl", "README's short TLS recipe")) return;
+  const dir = await Deno.makeTempDir({ prefix: "sock_tls_" });
+  try {
+    await runReadmeBlock("-addext", dir);
+    const cert = `${dir}/cert.pem`;
+    await tlsRoundTrip({ cert, key: `${dir}/key.pem`, ca: cert });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

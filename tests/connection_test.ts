@@ -1,0 +1,452 @@
+import assert from "node:assert/strict";
+import { Connection } from "../connection.ts";
+import { FrameTooLargeError, TruncatedFrameError } from "../framing.ts";
+import { EchoStream, UpperCaseStream } from "../services.ts";
+import { chain, SyncTransformStream } from "../sync_transform.ts";
+import { connPair, type ConnPairOptions } from "../testing.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Every way the in-memory pair can cut the bytes into reads. */
+const CHUNKINGS: [string, ConnPairOptions][] = [
+  ["whole", {}],
+  ["one-byte", { maxChunkSize: 1 }],
+  ...[1, 2, 3, 4, 5].map((seed): [string, ConnPairOptions] => [
+    `random seed ${seed}`,
+    { seed },
+  ]),
+];
+
+function pattern(length: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  for (let i = 0; i < length; i++) bytes[i] = (i * 31 + (i >> 8)) & 0xff;
+  return bytes;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/** A pair of loopback TCP connections. */
+async function tcpPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const client = Deno.connect({
+    hostname: "127.0.0.1",
+    port: listener.addr.port,
+  });
+  const server = await listener.accept();
+  return [await client, server];
+}
+
+Deno.test("Connection.readable is a byte stream: read(view, { min }) fills across chunk boundaries", async () => {
+  for (const [name, options] of CHUNKINGS) {
+    const [client, server] = connPair(options);
+    await using a = new Connection(client);
+    await using b = new Connection(server);
+    const sent = pattern(1000);
+    const writing = b.write(sent).then(() => b.closeWrite());
+    const reader = a.readable.getReader({ mode: "byob" });
+    const first = await reader.read(new Uint8Array(600), { min: 600 });
+    assert.equal(first.value!.length, 600, name);
+    const rest = await reader.read(new Uint8Array(600), { min: 400 });
+    assert.equal(rest.value!.length, 400, name);
+    assert.deepEqual(concat([first.value!, rest.value!]), sent, name);
+    const end = await reader.read(new Uint8Array(1));
+    assert.equal(end.done, true, name);
+    await writing;
+  }
+});
+
+Deno.test("Connection.readable ends at the peer's FIN and the connection still answers", async () => {
+  const [client, server] = await tcpPair();
+  await using a = new Connection(client);
+  await using b = new Connection(server);
+  await a.write(encoder.encode("question"));
+  await a.closeWrite();
+  assert.equal(a.state, "write-closed");
+  assert.equal(await new Response(b.readable).text(), "question");
+  assert.equal(b.state, "read-closed");
+  await b.write(encoder.encode("answer after FIN"));
+  await b.closeWrite();
+  assert.equal(await new Response(a.readable).text(), "answer after FIN");
+  await Promise.all([a.closed, b.closed]);
+  assert.equal(a.state, "closed");
+  assert.equal(b.state, "closed");
+  assert.equal(a.bytesWritten, 8);
+  assert.equal(b.bytesRead, 8);
+  assert.equal(a.signal.aborted, false);
+});
+
+Deno.test("Connection.reader() reads exactly, until a delimiter and peeks under every chunking", async () => {
+  const input = "HELLO 5\r\nworldPING\r\n\r\nrest";
+  for (const [name, options] of CHUNKINGS) {
+    const [client, server] = connPair(options);
+    await using a = new Connection(client);
+    await using b = new Connection(server);
+    const writing = a.write(encoder.encode(input)).then(() => a.closeWrite());
+    const reader = b.reader();
+    assert.equal(decoder.decode(await reader.peek(5)), "HELLO", name);
+    const line = await reader.readUntil("\r\n");
+    assert.equal(decoder.decode(line!), "HELLO 5", name);
+    assert.equal(decoder.decode(await reader.readExactly(5)), "world", name);
+    assert.equal(
+      decoder.decode((await reader.readUntil("\r\n"))!),
+      "PING",
+      name,
+    );
+    assert.equal((await reader.readUntil(new Uint8Array([13, 10])))!.length, 0);
+    assert.equal(decoder.decode(await reader.readExactly(4)), "rest", name);
+    assert.equal(await reader.readUntil("\r\n"), null, name);
+    assert.equal(await reader.read(), null, name);
+    await writing;
+  }
+});
+
+Deno.test("ConnectionReader.releaseLock() hands back unread bytes, and the readable reads them first", async () => {
+  for (const [name, options] of CHUNKINGS) {
+    const [client, server] = connPair(options);
+    await using a = new Connection(client);
+    await using b = new Connection(server);
+    await a.write(encoder.encode("HEAD\nbody and more"));
+    await a.closeWrite();
+    const reader = b.reader();
+    assert.equal(decoder.decode((await reader.readUntil("\n"))!), "HEAD", name);
+    await reader.peek(4); // buffers at least "body"
+    const unread = reader.releaseLock();
+    assert.ok("body and more".startsWith(decoder.decode(unread)), name);
+    assert.ok(unread.length >= 4, name);
+    assert.equal(await new Response(b.readable).text(), "body and more", name);
+  }
+});
+
+Deno.test("ConnectionReader reports a missing delimiter over the limit and a truncated message, losing nothing", async () => {
+  const [client, server] = connPair({ maxChunkSize: 7 });
+  await using a = new Connection(client);
+  await using b = new Connection(server);
+  await a.write(encoder.encode("0123456789abcdef\nxyz"));
+  await a.closeWrite();
+  const reader = b.reader();
+  await assert.rejects(reader.readUntil("\n", { limit: 8 }), (error) => {
+    assert.ok(error instanceof FrameTooLargeError);
+    assert.equal(error.limit, 8);
+    assert.match(error.message, /must be <= 8 bytes/);
+    return true;
+  });
+  // The bytes stay unread: a larger limit gets the line.
+  const line = await reader.readUntil("\n", { limit: 100 });
+  assert.equal(decoder.decode(line!), "0123456789abcdef");
+  await assert.rejects(reader.readExactly(10), (error) => {
+    assert.ok(error instanceof TruncatedFrameError);
+    assert.equal(error.received, 3);
+    assert.equal(error.expected, 10);
+    return true;
+  });
+  assert.equal(decoder.decode(await reader.readExactly(3)), "xyz");
+});
+
+Deno.test("Connection lets one side read at a time: readable, reader() and serve() exclude each other", async () => {
+  const [client, server] = connPair();
+  await using a = new Connection(client);
+  using _b = new Connection(server);
+  const reader = a.reader();
+  assert.throws(() => a.readable, {
+    name: "TypeError",
+    message:
+      "Cannot use the connection's read side for readable as reader holds it",
+  });
+  assert.throws(() => a.reader(), TypeError);
+  reader.releaseLock();
+  a.readable.getReader().releaseLock();
+  await assert.rejects(a.serve(new EchoStream()), TypeError);
+});
+
+Deno.test("Connection coalesces small writes into few system calls, in order", async () => {
+  // Real sockets: a socket write takes a trip through the event loop, and
+  // writes made meanwhile join the next one.
+  const [client, server] = await tcpPair();
+  let calls = 0;
+  const write = client.write.bind(client);
+  client.write = (p) => {
+    calls++;
+    return write(p);
+  };
+  await using a = new Connection(client);
+  await using b = new Connection(server);
+  const writer = a.writable.getWriter();
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const part = encoder.encode(`${i},`);
+    parts.push(part);
+    writer.write(part);
+  }
+  await writer.close();
+  const got = await new Response(b.readable).bytes();
+  assert.deepEqual(got, concat(parts));
+  assert.ok(calls < 50, `expected few writes, got ${calls}`);
+});
+
+Deno.test("Connection.write() keeps order between small copied and large direct writes", async () => {
+  const [client, server] = connPair({ bufferSize: 4096 });
+  await using a = new Connection(client, { writeBufferSize: 1024 });
+  await using b = new Connection(server);
+  const parts = [
+    pattern(10),
+    pattern(5000),
+    pattern(100),
+    pattern(300),
+    pattern(700),
+    pattern(3),
+    pattern(20000),
+    pattern(1),
+  ];
+  // Issued without waiting: the order must still hold.
+  const writes = parts.map((part) => a.write(part));
+  const reading = new Response(b.readable).bytes();
+  await Promise.all(writes);
+  await a.closeWrite();
+  assert.deepEqual(await reading, concat(parts));
+});
+
+Deno.test("Connection.writable applies backpressure: a slow reader never lets buffered bytes grow past the bound", async () => {
+  const writeBufferSize = 8192;
+  const [client, server] = connPair({ bufferSize: 4096, maxChunkSize: 100 });
+  await using a = new Connection(client, { writeBufferSize });
+  await using b = new Connection(server);
+  const chunk = pattern(1000);
+  const reading = new Response(b.readable).bytes();
+  const writer = a.writable.getWriter();
+  let accepted = 0;
+  let most = 0;
+  for (let i = 0; i < 500; i++) {
+    await writer.write(chunk);
+    accepted += chunk.length;
+    // What the connection holds: accepted but not yet in the socket.
+    most = Math.max(most, accepted - a.bytesWritten);
+  }
+  await writer.close();
+  assert.ok(
+    most <= writeBufferSize + chunk.length,
+    `held ${most} bytes, bound is ${writeBufferSize}`,
+  );
+  assert.equal((await reading).length, 500 * chunk.length);
+});
+
+Deno.test("Connection rejects a chunk that is not a Uint8Array, and writes after closeWrite()", async () => {
+  const [client, server] = connPair();
+  await using a = new Connection(client);
+  using _b = new Connection(server);
+  await assert.rejects(a.write("text" as unknown as Uint8Array), {
+    name: "TypeError",
+    message:
+      "Cannot write to connection as the chunk must be a Uint8Array: current type is string",
+  });
+  const writer = a.writable.getWriter();
+  await assert.rejects(writer.write(42 as unknown as Uint8Array), {
+    name: "TypeError",
+    message:
+      "Cannot write to connection as the chunk must be a Uint8Array: current type is number",
+  });
+  writer.releaseLock();
+  await a.closeWrite();
+  await assert.rejects(a.write(new Uint8Array(1)), {
+    name: "TypeError",
+    message:
+      "Cannot write to connection as its write side is closed: current state is write-closed",
+  });
+  a.close();
+  await assert.rejects(a.write(new Uint8Array(1)), Deno.errors.Interrupted);
+});
+
+Deno.test("Connection reports a peer's reset to the writer and to closed, never silently", async () => {
+  const [client, server] = await tcpPair();
+  await using a = new Connection(client);
+  const b = new Connection(server);
+  // Closing a socket with unread data sends a reset instead of a FIN.
+  await b.write(encoder.encode("unread"));
+  await a.reader().peek(1);
+  a.close();
+  const chunk = pattern(64 * 1024);
+  await assert.rejects(
+    (async () => {
+      for (let i = 0; i < 1000; i++) await b.write(chunk);
+    })(),
+    (error) =>
+      error instanceof Deno.errors.ConnectionReset ||
+      error instanceof Deno.errors.BrokenPipe,
+  );
+  await assert.rejects(b.closed);
+  assert.equal(b.state, "closed");
+  assert.equal(b.signal.aborted, true);
+  await assert.rejects(b.write(new Uint8Array(1)));
+});
+
+Deno.test("Connection sets TCP_NODELAY by default, and keepAlive on request", () => {
+  const [client, server] = connPair();
+  using a = new Connection(client);
+  using b = new Connection(server, { noDelay: false, keepAlive: true });
+  assert.equal(client.noDelay, true);
+  assert.equal(client.keepAlive, false);
+  assert.equal(server.noDelay, false);
+  assert.equal(server.keepAlive, true);
+  a.setKeepAlive();
+  b.setNoDelay();
+  assert.equal(client.keepAlive, true);
+  assert.equal(server.noDelay, true);
+});
+
+Deno.test("Connection closes at once on its signal and on close(reason)", async () => {
+  const [client, server] = connPair();
+  const controller = new AbortController();
+  const a = new Connection(client, { signal: controller.signal });
+  const b = new Connection(server);
+  const reading = a.readable.getReader().read();
+  const reason = new Error("stop");
+  controller.abort(reason);
+  await assert.rejects(reading, (error) => error === reason);
+  await assert.rejects(a.closed, (error) => error === reason);
+  assert.equal(a.signal.reason, reason);
+  assert.equal(await b.reader().read(), null);
+  b.close();
+  await assert.rejects(b.closed, Deno.errors.Interrupted);
+});
+
+Deno.test("Connection rejects bad options with the value named", () => {
+  const [client, server] = connPair();
+  using _b = new Connection(server);
+  assert.throws(() => new Connection(client, { writeBufferSize: 0 }), {
+    name: "RangeError",
+    message:
+      "Cannot create connection as writeBufferSize must be an integer from 1 to 1073741824: current value is 0",
+  });
+  assert.throws(() => new Connection("conn" as unknown as Deno.Conn), {
+    name: "TypeError",
+    message:
+      "Cannot create connection as conn must be a Deno.Conn: current type is string",
+  });
+  client.close();
+});
+
+Deno.test("Connection.serve() runs a SyncTransformStream in the read loop and answers after FIN", async () => {
+  for (const [name, options] of CHUNKINGS) {
+    const [client, server] = connPair(options);
+    await using a = new Connection(client);
+    const b = new Connection(server);
+    let count = 0;
+    const served = b.serve(
+      new SyncTransformStream<Uint8Array, Uint8Array>(chain(
+        new UpperCaseStream().transformer,
+        {
+          transform(chunk, emit) {
+            count += chunk.length;
+            emit(chunk);
+          },
+          flush(emit) {
+            emit(encoder.encode(`|${count}`));
+          },
+        },
+      )),
+    );
+    await a.write(encoder.encode("hello, world"));
+    await a.closeWrite();
+    assert.equal(
+      await new Response(a.readable).text(),
+      "HELLO, WORLD|12",
+      name,
+    );
+    await served;
+  }
+});
+
+Deno.test("Connection.serve() pipes any TransformStream, with a flush() answer after FIN", async () => {
+  const [client, server] = await tcpPair();
+  await using a = new Connection(client);
+  const b = new Connection(server);
+  let lines = 0;
+  const served = b.serve(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk) {
+        for (const byte of chunk) if (byte === 0x0a) lines++;
+      },
+      flush(controller) {
+        controller.enqueue(pattern(3 << 20));
+        controller.enqueue(encoder.encode(`${lines}\n`));
+      },
+    }),
+  );
+  await a.write(encoder.encode("a\nb\nc\n"));
+  await a.closeWrite();
+  const answer = await new Response(a.readable).bytes();
+  assert.equal(answer.length, (3 << 20) + 2);
+  assert.deepEqual(answer.subarray(0, 3 << 20), pattern(3 << 20));
+  assert.equal(decoder.decode(answer.subarray(3 << 20)), "3\n");
+  await served;
+});
+
+Deno.test("Connection.serve() rejects with the service's error and closes the connection", async () => {
+  for (const sync of [true, false]) {
+    const [client, server] = connPair();
+    await using a = new Connection(client);
+    const b = new Connection(server);
+    const failure = new Error("bad input");
+    const service = sync
+      ? new SyncTransformStream<Uint8Array, Uint8Array>({
+        transform() {
+          throw failure;
+        },
+      })
+      : new TransformStream<Uint8Array, Uint8Array>({
+        transform() {
+          throw failure;
+        },
+      });
+    const served = b.serve(service);
+    await a.write(encoder.encode("x"));
+    await assert.rejects(served, (error) => error === failure);
+    assert.equal(b.state, "closed");
+    assert.equal(await new Response(a.readable).text(), "");
+  }
+});
+
+Deno.test("Connection.serve() rejects a service that emits strings, naming the type", async () => {
+  const [client, server] = connPair();
+  await using a = new Connection(client);
+  const b = new Connection(server);
+  const served = b.serve(
+    new SyncTransformStream<Uint8Array, Uint8Array>({
+      transform(_chunk, emit) {
+        emit("text" as unknown as Uint8Array);
+      },
+    }),
+  );
+  await a.write(encoder.encode("x"));
+  await assert.rejects(served, {
+    name: "TypeError",
+    message:
+      "Cannot write to connection as the chunk must be a Uint8Array: current type is string",
+  });
+});
+
+Deno.test("Connection.serve() echoes 8 MiB through both paths byte-exact over TCP", async () => {
+  for (const service of [() => new EchoStream(), () => new TransformStream()]) {
+    const [client, server] = await tcpPair();
+    await using a = new Connection(client);
+    const b = new Connection(server);
+    const served = b.serve(service());
+    const sent = pattern(8 << 20);
+    const writing = a.write(sent).then(() => a.closeWrite());
+    const got = await new Response(a.readable).bytes();
+    await writing;
+    await served;
+    assert.equal(got.length, sent.length);
+    assert.deepEqual(got, sent);
+    assert.equal(b.bytesRead, sent.length);
+    assert.equal(b.bytesWritten, sent.length);
+  }
+});
