@@ -1079,21 +1079,8 @@ export class Connection implements Disposable, AsyncDisposable {
     if (this.#flushing) await this.#drainWrites();
     // Hold the line: a write made meanwhile queues behind this one.
     this.#sendingDirect = true;
-    // #sendBytes inlined: this is the engine's hot path.
-    const conn = this.#conn;
-    let written = 0;
     try {
-      while (written < bytes.length) {
-        const n = await conn.write(
-          written === 0 ? bytes : bytes.subarray(written),
-        );
-        written += n;
-        this.#bytesWritten += n;
-      }
-    } catch (error) {
-      const reason = this.#failed ? this.#failure : error;
-      this.#fail(reason);
-      throw reason;
+      await this.#sendBytes(bytes);
     } finally {
       this.#sendingDirect = false;
       if (this.#segments.length > 0) this.#flushing ??= this.#flush();
