@@ -151,18 +151,73 @@ export function formatHexDump(
 }
 
 /**
+ * A sink that writes each chunk straight to `file` before taking the next,
+ * so a dump can be read (`tail -f`) while it is written; closing or
+ * aborting the sink closes the file.
+ *
+ * Use it rather than a file's own `writable`: Deno's `FsFile.writable`
+ * keeps writes in a buffer (64 KiB in Deno 2.9) until it fills or the
+ * stream closes, so a dump of a few lines would show only at exit.
+ *
+ * @param file Where the bytes go, such as a `Deno.FsFile` opened for
+ * writing.
+ * @returns The sink; a failed write errors it and closes the file.
+ *
+ * @example Each line is in the file as soon as its write is done
+ * ```ts
+ * import { fileSink, HexDump } from "./_hex_dump.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const path = await Deno.makeTempFile();
+ * const dump = new HexDump(
+ *   fileSink(await Deno.open(path, { write: true, truncate: true })),
+ * );
+ * await dump.note("#1 opened");
+ * assert.equal(await Deno.readTextFile(path), "#1 opened\n");
+ * await dump.close(); // closes the file too
+ * await Deno.remove(path);
+ * ```
+ */
+export function fileSink(
+  file: { write(bytes: Uint8Array): Promise<number>; close(): void },
+): WritableStream<Uint8Array> {
+  let open = true;
+  const close = () => {
+    if (!open) return;
+    open = false;
+    file.close();
+  };
+  return new WritableStream({
+    async write(chunk) {
+      try {
+        for (let n = 0; n < chunk.length;) {
+          n += await file.write(chunk.subarray(n));
+        }
+      } catch (error) {
+        try {
+          close();
+        } catch { /* the write's error is the one to report */ }
+        throw error;
+      }
+    },
+    close,
+    abort: close,
+  });
+}
+
+/**
  * A hex dump written to one sink (a file's `writable`, say), shared by any
  * number of {@linkcode HexDumpChannel}s: lines reach the sink whole and in
  * the order they were written.
  *
  * @example Dump both directions of an exchange to a file
  * ```ts
- * import { HexDump } from "./_hex_dump.ts";
+ * import { fileSink, HexDump } from "./_hex_dump.ts";
  * import assert from "node:assert/strict";
  *
  * const path = await Deno.makeTempFile();
  * const file = await Deno.open(path, { write: true, truncate: true });
- * const dump = new HexDump(file.writable);
+ * const dump = new HexDump(fileSink(file));
  * const channel = dump.channel("#1");
  * await channel.write(">", new TextEncoder().encode("ping"));
  * await channel.write("<", new TextEncoder().encode("pong"));

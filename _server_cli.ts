@@ -30,7 +30,7 @@ import {
 } from "./services.ts";
 import { ChatRoom } from "./chat.ts";
 import { parseRange } from "./_address_list.ts";
-import { HexDump, type HexDumpChannel } from "./_hex_dump.ts";
+import { fileSink, HexDump, type HexDumpChannel } from "./_hex_dump.ts";
 import {
   errorText,
   EXIT,
@@ -509,7 +509,9 @@ async function openHexDump(
       create: true,
       truncate: true,
     });
-    return new HexDump(handle.writable);
+    // Not `handle.writable`: it buffers until it closes, and a dump is
+    // for reading (`tail -f`) while the server runs.
+    return new HexDump(fileSink(handle));
   } catch (error) {
     throw new Failure(fileError(`write --hex-dump file "${file}"`, error), {
       cause: error,

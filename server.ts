@@ -63,7 +63,29 @@ import { TruncatedFrameError } from "./framing.ts";
 import { AddressList } from "./_address_list.ts";
 import { type ProxyHeader, readProxyHeader } from "./_proxy.ts";
 
-/** Where a connection comes from and goes to, given to the hooks. */
+/**
+ * Where a connection comes from and goes to, given to the hooks.
+ *
+ * @example The client's address, as the server sees it
+ * ```ts
+ * import { type ConnectionInfo, serve } from "@x/sock/server";
+ * import { EchoStream } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * const connected = Promise.withResolvers<ConnectionInfo>();
+ * await using server = serve(
+ *   { port: 0, onConnect: (info) => connected.resolve(info) },
+ *   () => new EchoStream(),
+ * );
+ * const { port } = server.addr as Deno.NetAddr;
+ * using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+ * const info = await connected.promise;
+ * assert.equal(info.id, 1);
+ * assert.deepEqual(info.remoteAddr, conn.localAddr);
+ * assert.deepEqual(info.localAddr, conn.remoteAddr);
+ * assert.equal(info.proxyAddr, undefined); // no proxyProtocol
+ * ```
+ */
 export interface ConnectionInfo {
   /** Sequence number of the connection on its server, from 1. */
   readonly id: number;
@@ -82,7 +104,39 @@ export interface ConnectionInfo {
   readonly proxyAddr?: Deno.Addr;
 }
 
-/** What a connection did, given to {@linkcode ServeOptions.onClose}. */
+/**
+ * What a connection did, given to {@linkcode ServeOptions.onClose}.
+ *
+ * @example The accounting of one clean exchange
+ * ```ts
+ * import {
+ *   type ConnectionInfo,
+ *   type ConnectionStats,
+ *   serve,
+ * } from "@x/sock/server";
+ * import { UpperCaseStream } from "@x/sock/services";
+ * import { Connection } from "@x/sock/connection";
+ * import assert from "node:assert/strict";
+ *
+ * const closed = Promise.withResolvers<ConnectionInfo & ConnectionStats>();
+ * await using server = serve(
+ *   { port: 0, onClose: (info) => closed.resolve(info) },
+ *   () => new UpperCaseStream(),
+ * );
+ * const { port } = server.addr as Deno.NetAddr;
+ * await using client = new Connection(
+ *   await Deno.connect({ hostname: "127.0.0.1", port }),
+ * );
+ * await client.write(new TextEncoder().encode("abc"));
+ * await client.closeWrite();
+ * assert.equal(await new Response(client.readable).text(), "ABC");
+ * const stats: ConnectionStats = await closed.promise;
+ * assert.equal(stats.bytesIn, 3);
+ * assert.equal(stats.bytesOut, 3);
+ * assert.ok(stats.duration >= 0);
+ * assert.equal(stats.error, undefined); // a clean close
+ * ```
+ */
 export interface ConnectionStats {
   /** Bytes received from the client (a PROXY header not included). */
   readonly bytesIn: number;
@@ -99,7 +153,40 @@ export interface ConnectionStats {
   readonly error?: unknown;
 }
 
-/** Server-wide figures, from {@linkcode Server.stats}. */
+/**
+ * Server-wide figures, from {@linkcode Server.stats}.
+ *
+ * @example The figures after one connection
+ * ```ts
+ * import { serve, type ServerStats } from "@x/sock/server";
+ * import { UpperCaseStream } from "@x/sock/services";
+ * import { Connection } from "@x/sock/connection";
+ * import assert from "node:assert/strict";
+ *
+ * const closed = Promise.withResolvers<void>();
+ * await using server = serve(
+ *   { port: 0, onClose: () => closed.resolve() },
+ *   () => new UpperCaseStream(),
+ * );
+ * const { port } = server.addr as Deno.NetAddr;
+ * await using client = new Connection(
+ *   await Deno.connect({ hostname: "127.0.0.1", port }),
+ * );
+ * await client.write(new TextEncoder().encode("four"));
+ * await client.closeWrite();
+ * assert.equal(await new Response(client.readable).text(), "FOUR");
+ * await closed.promise;
+ * const stats: ServerStats = server.stats; // a snapshot
+ * assert.deepEqual(stats, {
+ *   open: 0,
+ *   accepted: 1,
+ *   refused: 0,
+ *   closed: 1,
+ *   bytesIn: 4,
+ *   bytesOut: 4,
+ * });
+ * ```
+ */
 export interface ServerStats {
   /**
    * Connections accepted and not yet refused or closed: being served, or
@@ -124,12 +211,64 @@ export interface ServerStats {
   readonly bytesOut: number;
 }
 
-/** What to do with a client beyond {@linkcode ServeOptions.maxConnections}. */
+/**
+ * What to do with a client beyond {@linkcode ServeOptions.maxConnections}:
+ * see {@linkcode ServeOptions.connectionPolicy}.
+ *
+ * @example Refuse a second client while one is served
+ * ```ts
+ * import { type ConnectionPolicy, serve } from "@x/sock/server";
+ * import { EchoStream } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * const policy: ConnectionPolicy = "refuse";
+ * const connected = Promise.withResolvers<void>();
+ * const refused = Promise.withResolvers<unknown>();
+ * await using server = serve({
+ *   port: 0,
+ *   maxConnections: 1,
+ *   connectionPolicy: policy,
+ *   onConnect: () => connected.resolve(),
+ *   onError: (error) => refused.resolve(error),
+ * }, () => new EchoStream());
+ * const { port } = server.addr as Deno.NetAddr;
+ * using first = await Deno.connect({ hostname: "127.0.0.1", port });
+ * await connected.promise; // the first one holds the only slot
+ * using second = await Deno.connect({ hostname: "127.0.0.1", port });
+ * assert.ok(await refused.promise instanceof RangeError);
+ * assert.equal(await second.read(new Uint8Array(1)), null); // closed at once
+ * assert.equal(server.stats.refused, 1);
+ * ```
+ */
 export type ConnectionPolicy = "queue" | "refuse";
 
 /**
  * The options {@linkcode serve} and {@linkcode serveConnection} share: how
  * each connection is served.
+ *
+ * @example Close a connection that stays silent
+ * ```ts
+ * import {
+ *   serveConnection,
+ *   type ServeConnectionOptions,
+ * } from "@x/sock/server";
+ * import { EchoStream } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * const options: ServeConnectionOptions = { idleTimeout: 50 };
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const served = listener.accept().then((conn) =>
+ *   serveConnection(conn, () => new EchoStream(), options)
+ * );
+ * using client = await Deno.connect({
+ *   hostname: "127.0.0.1",
+ *   port: listener.addr.port,
+ * });
+ * // The client sends nothing: the server closes the connection.
+ * assert.equal(await client.read(new Uint8Array(1)), null);
+ * const summary = await served;
+ * assert.ok(summary.error instanceof Deno.errors.TimedOut);
+ * ```
  */
 export interface ServeConnectionOptions {
   /**
@@ -241,7 +380,28 @@ export interface ServeConnectionOptions {
   onError?(error: unknown, info?: ConnectionInfo): void;
 }
 
-/** Options for {@linkcode serve}. */
+/**
+ * Options for {@linkcode serve}.
+ *
+ * @example Listen on a free port and learn which
+ * ```ts
+ * import { serve, type ServeOptions } from "@x/sock/server";
+ * import { EchoStream } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * const listening = Promise.withResolvers<Deno.Addr>();
+ * const options: ServeOptions = {
+ *   hostname: "127.0.0.1",
+ *   port: 0, // any free port
+ *   maxConnections: 100,
+ *   onListen: (addr) => listening.resolve(addr),
+ * };
+ * await using server = serve(options, () => new EchoStream());
+ * const addr = await listening.promise;
+ * assert.deepEqual(addr, server.addr);
+ * assert.notEqual((addr as Deno.NetAddr).port, 0);
+ * ```
+ */
 export interface ServeOptions extends ServeConnectionOptions {
   /**
    * The address to listen on. Use `"0.0.0.0"` or `"::"` to accept clients
@@ -332,6 +492,36 @@ export interface ServeOptions extends ServeConnectionOptions {
 
 /**
  * What the server tells a {@linkcode Handler} beyond its connection.
+ *
+ * @example Say goodbye when the server shuts down
+ * ```ts
+ * import { type HandlerContext, serve } from "@x/sock/server";
+ * import { Connection } from "@x/sock/connection";
+ * import assert from "node:assert/strict";
+ *
+ * const encoder = new TextEncoder();
+ * await using server = serve(
+ *   { port: 0 },
+ *   async (connection, { shutdown }: HandlerContext) => {
+ *     await connection.write(encoder.encode("hello\n"));
+ *     await new Promise((resolve) =>
+ *       shutdown.addEventListener("abort", resolve, { once: true })
+ *     );
+ *     assert.ok(shutdown.reason instanceof Deno.errors.Interrupted);
+ *     await connection.write(encoder.encode("bye\n")); // then our FIN
+ *   },
+ * );
+ * const { port } = server.addr as Deno.NetAddr;
+ * await using client = new Connection(
+ *   await Deno.connect({ hostname: "127.0.0.1", port }),
+ * );
+ * const lines = client.reader();
+ * assert.equal(new TextDecoder().decode((await lines.readUntil("\n"))!), "hello");
+ * const stopping = server.shutdown();
+ * assert.equal(new TextDecoder().decode((await lines.readUntil("\n"))!), "bye");
+ * assert.equal(await lines.readUntil("\n"), null);
+ * await stopping;
+ * ```
  */
 export interface HandlerContext {
   /**
@@ -375,13 +565,55 @@ export interface HandlerContext {
  *   messages. It learns of the shutdown from
  *   {@linkcode HandlerContext.shutdown}, and has the grace period to end at
  *   a message boundary.
+ *
+ * @example A service, and a handler of its own
+ * ```ts
+ * import { type Handler, serve } from "@x/sock/server";
+ * import { UpperCaseStream } from "@x/sock/services";
+ * import { Connection } from "@x/sock/connection";
+ * import assert from "node:assert/strict";
+ *
+ * const upper: Handler = () => new UpperCaseStream();
+ * // Greets and ends: when the promise fulfils, the server sends our FIN.
+ * const greet: Handler = async (connection) => {
+ *   await connection.write(new TextEncoder().encode("hi\n"));
+ * };
+ * for (const [handler, send, answer] of [
+ *   [upper, "abc", "ABC"],
+ *   [greet, "", "hi\n"],
+ * ] as const) {
+ *   await using server = serve({ port: 0 }, handler);
+ *   const { port } = server.addr as Deno.NetAddr;
+ *   await using client = new Connection(
+ *     await Deno.connect({ hostname: "127.0.0.1", port }),
+ *   );
+ *   if (send) await client.write(new TextEncoder().encode(send));
+ *   await client.closeWrite();
+ *   assert.equal(await new Response(client.readable).text(), answer);
+ * }
+ * ```
  */
 export type Handler = (
   connection: Connection,
   context: HandlerContext,
 ) => TransformStream<Uint8Array, Uint8Array> | void | Promise<void>;
 
-/** A running server, returned by {@linkcode serve}. */
+/**
+ * A running server, returned by {@linkcode serve}.
+ *
+ * @example Start, look, stop
+ * ```ts
+ * import { type Server, serve } from "@x/sock/server";
+ * import { EchoStream } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * const server: Server = serve({ port: 0 }, () => new EchoStream());
+ * assert.equal((server.addr as Deno.NetAddr).hostname, "127.0.0.1");
+ * assert.equal(server.stats.open, 0);
+ * await server.shutdown(); // or `await using server = serve(...)`
+ * await server.finished; // already settled: the server has stopped
+ * ```
+ */
 export interface Server extends AsyncDisposable {
   /** The address the server listens on, with the actual port. */
   readonly addr: Deno.Addr;
@@ -413,22 +645,87 @@ export interface Server extends AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** The default port of {@linkcode serve} and of the program. */
+/**
+ * The default port of {@linkcode serve} and of the program.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_PORT } from "@x/sock/server";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_PORT, 9990);
+ * ```
+ */
 export const DEFAULT_PORT = 9990;
-/** The default address of {@linkcode serve} and of the program. */
+/**
+ * The default address of {@linkcode serve} and of the program: loopback
+ * only, so a server is not reachable from other machines unless asked.
+ *
+ * @example A server without a hostname listens on it
+ * ```ts
+ * import { DEFAULT_HOSTNAME, serve } from "@x/sock/server";
+ * import { EchoStream } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_HOSTNAME, "127.0.0.1");
+ * await using server = serve({ port: 0 }, () => new EchoStream());
+ * assert.equal((server.addr as Deno.NetAddr).hostname, DEFAULT_HOSTNAME);
+ * ```
+ */
 export const DEFAULT_HOSTNAME = "127.0.0.1";
-/** The default of {@linkcode ServeOptions.maxConnections}. */
+/**
+ * The default of {@linkcode ServeOptions.maxConnections}.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_MAX_CONNECTIONS } from "@x/sock/server";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_MAX_CONNECTIONS, 1024);
+ * ```
+ */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
-/** The default of {@linkcode ServeOptions.gracePeriod}, in milliseconds. */
+/**
+ * The default of {@linkcode ServeOptions.gracePeriod}, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_GRACE_PERIOD } from "@x/sock/server";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_GRACE_PERIOD, 5000); // 5 seconds
+ * ```
+ */
 export const DEFAULT_GRACE_PERIOD = 5000;
 /**
  * The default of {@linkcode ServeConnectionOptions.proxyHeaderTimeout}, in
  * milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_PROXY_HEADER_TIMEOUT } from "@x/sock/server";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_PROXY_HEADER_TIMEOUT, 5000); // 5 seconds
+ * ```
  */
 export const DEFAULT_PROXY_HEADER_TIMEOUT = 5000;
 /**
  * The longest delay a timer option takes, in milliseconds (2^31 - 1, about
  * 24.8 days): longer ones would fire at once in JavaScript timers.
+ *
+ * @example A longer timer option is refused
+ * ```ts
+ * import { MAX_TIMER_DELAY, serve } from "@x/sock/server";
+ * import { EchoStream } from "@x/sock/services";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(MAX_TIMER_DELAY, 2 ** 31 - 1);
+ * assert.throws(
+ *   () => serve({ port: 0, idleTimeout: MAX_TIMER_DELAY + 1 }, () => new EchoStream()),
+ *   RangeError,
+ * );
+ * ```
  */
 export const MAX_TIMER_DELAY = 2147483647;
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatHexDump, HexDump } from "../_hex_dump.ts";
+import { fileSink, formatHexDump, HexDump } from "../_hex_dump.ts";
 import { Connection } from "../connection.ts";
 import { serve } from "../server.ts";
 import { upperCase, UpperCaseStream } from "../services.ts";
@@ -178,6 +178,59 @@ Deno.test("HexDump waits for a slow sink, and reports its error", async () => {
   );
 });
 
+Deno.test("fileSink() has each line in the file once its write fulfils", async () => {
+  const path = await Deno.makeTempFile();
+  try {
+    const dump = new HexDump(
+      fileSink(await Deno.open(path, { write: true, truncate: true })),
+    );
+    const channel = dump.channel("#1");
+    await channel.write("<", encoder.encode("hi"));
+    assert.equal(
+      await Deno.readTextFile(path),
+      "#1 < 00000000  68 69" + " ".repeat(45) + "|hi|\n",
+    );
+    await dump.note("#1 closed");
+    assert.match(await Deno.readTextFile(path), /\|hi\|\n#1 closed\n$/);
+    await dump.close();
+    await assert.rejects(
+      () => dump.note("late"),
+      new TypeError("Cannot write hex dump as it is closed"),
+    );
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("fileSink() finishes short writes, and closes the file on close or a failed write", async () => {
+  const written: number[] = [];
+  let closes = 0;
+  const slow = {
+    // Takes at most 3 bytes a call, as a file or pipe may.
+    write: (bytes: Uint8Array) => {
+      written.push(...bytes.subarray(0, 3));
+      return Promise.resolve(Math.min(3, bytes.length));
+    },
+    close: () => void closes++,
+  };
+  const writer = fileSink(slow).getWriter();
+  await writer.write(new Uint8Array([1, 2, 3, 4, 5, 6, 7]));
+  assert.deepEqual(written, [1, 2, 3, 4, 5, 6, 7]);
+  assert.equal(closes, 0);
+  await writer.close();
+  assert.equal(closes, 1);
+
+  closes = 0;
+  const failing = fileSink({
+    write: () => Promise.reject(new Error("disk full")),
+    close: () => void closes++,
+  }).getWriter();
+  await assert.rejects(() => failing.write(new Uint8Array(1)), /disk full/);
+  assert.equal(closes, 1);
+  await assert.rejects(() => failing.close());
+  assert.equal(closes, 1, "closed once");
+});
+
 /** The bytes of the dump lines of one direction, read back from the hex. */
 function undump(text: string, direction: ">" | "<"): Uint8Array {
   const bytes: number[] = [];
@@ -198,7 +251,7 @@ Deno.test("HexDumpChannel.tap() dumps both directions of a loopback exchange int
   const path = await Deno.makeTempFile();
   try {
     const file = await Deno.open(path, { write: true, truncate: true });
-    const dump = new HexDump(file.writable);
+    const dump = new HexDump(fileSink(file));
     const channel = dump.channel();
     await using server = serve({ port: 0 }, () => new UpperCaseStream());
     await using client = new Connection(

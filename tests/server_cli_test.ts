@@ -579,6 +579,44 @@ Deno.test("server -x writes each connection's traffic as a hex dump naming it", 
   }
 });
 
+Deno.test("server -x puts each closed connection's dump in the file while it runs", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/dump.txt`;
+    await using program = new Program(["-p", "0", "-x", file], ["-N", "-W"]);
+    const port = await program.port();
+    const lines = (id: number, text: string) =>
+      `#${id} < 00000000  ${
+        [...encoder.encode(text)].map((b) => b.toString(16)).join(" ")
+      }${" ".repeat(51 - 3 * text.length)}|${text}|\n` +
+      `#${id} > 00000000  ${
+        [...encoder.encode(text.toUpperCase())].map((b) => b.toString(16))
+          .join(" ")
+      }${" ".repeat(51 - 3 * text.length)}|${text.toUpperCase()}|\n`;
+    for (const [id, text] of [[1, "one"], [2, "two!"]] as const) {
+      {
+        using conn = await connect(port);
+        assert.equal(await ask(conn, text), text.toUpperCase());
+      }
+      // The server logs "Closed" once the connection's last dumped line is
+      // written: the file must hold it now, while the server still runs.
+      await program.waitFor(new RegExp(`^Closed .* \\(#${id}\\)`));
+      assert.equal(
+        await Deno.readTextFile(file),
+        lines(1, "one") + (id === 2 ? lines(2, "two!") : ""),
+      );
+    }
+    program.child.kill("SIGTERM");
+    assert.equal((await program.end()).code, 0);
+    assert.equal(
+      await Deno.readTextFile(file),
+      lines(1, "one") + lines(2, "two!"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("server --cert/--key serves TLS", async () => {
   await using program = new Program([
     "-p",
