@@ -343,6 +343,88 @@ export function printError(message: string): void {
   console.error(`error: ${message}`);
 }
 
+/** A runtime failure with its one-line message: exit code 1. */
+export class Failure extends Error {}
+
+/**
+ * `Cannot <action> as <why>` for a file system error.
+ *
+ * @param action What failed, such as `read --ca file "ca.pem"`.
+ * @param error The error of the file system call.
+ * @returns One line naming the permission, the path or the cause.
+ */
+export function fileError(action: string, error: unknown): string {
+  const hint = permissionHint(error);
+  if (hint) return `Cannot ${action} as ${hint}`;
+  if (error instanceof Deno.errors.NotFound) {
+    return `Cannot ${action} as it does not exist: check the path`;
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return `Cannot ${action} as the system denies access: check its permissions`;
+  }
+  if (error instanceof Deno.errors.IsADirectory) {
+    return `Cannot ${action} as it is a directory: name a file`;
+  }
+  return `Cannot ${action}: ${error instanceof Error ? error.message : error}`;
+}
+
+/** What {@linkcode runProgram} needs of a program. */
+export interface Program<Flags extends { udp: boolean; verbose: boolean }> {
+  /** `client` or `server`, for `--version`. */
+  name: string;
+  /** The `--help` text. */
+  usage: string;
+  /** Parses the command line; throws a {@linkcode UsageError}. */
+  parse(args: string[]): Flags | "help" | "version";
+  /** Runs over TCP (or TLS, or a Unix socket); resolves to the exit code. */
+  tcp(flags: Flags): Promise<number>;
+  /** Runs over UDP; resolves to the exit code. */
+  udp(flags: Flags): Promise<number>;
+}
+
+/**
+ * The part both programs share: parse, answer `--help` and `--version`,
+ * run, and turn every error into one line on stderr and an exit code.
+ *
+ * @param program The program's parser and its two transports.
+ * @param args The command line.
+ * @returns The exit code.
+ */
+export async function runProgram<
+  Flags extends { udp: boolean; verbose: boolean },
+>(program: Program<Flags>, args: string[]): Promise<number> {
+  let flags: Flags | "help" | "version";
+  try {
+    flags = program.parse(args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    printError(`${error.message} (see --help)`);
+    return EXIT.usage;
+  }
+  if (flags === "help") {
+    console.log(program.usage);
+    return EXIT.ok;
+  }
+  if (flags === "version") {
+    console.log(versionLine(program.name));
+    return EXIT.ok;
+  }
+  try {
+    return flags.udp ? await program.udp(flags) : await program.tcp(flags);
+  } catch (error) {
+    if (error instanceof Failure) {
+      printError(
+        flags.verbose && error.cause !== undefined
+          ? `${error.message}\n${errorText(error.cause, true)}`
+          : error.message,
+      );
+    } else {
+      printError(errorText(error, flags.verbose));
+    }
+    return EXIT.failure;
+  }
+}
+
 /**
  * The `--version` line.
  *

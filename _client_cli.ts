@@ -13,19 +13,19 @@ import { connect, ConnectError, DEFAULT_PORT, describe } from "./client.ts";
 import type { Connection } from "./connection.ts";
 import {
   CrlfStream,
-  errorText,
   EXIT,
+  Failure,
+  fileError,
   formatAddr,
   formatDuration,
   parseDuration,
   parseFlags,
   parseInteger,
   permissionHint,
-  printError,
+  runProgram,
   UsageError,
-  versionLine,
 } from "./_cli.ts";
-import { HexDump, type HexDumpChannel } from "./_hex_dump.ts";
+import { HexDump, type HexDumpChannel, openDumpSink } from "./_hex_dump.ts";
 
 const DEFAULT_CONNECT_TIMEOUT = 10_000;
 
@@ -267,9 +267,6 @@ function parseCommandLine(args: string[]): ClientFlags | "help" | "version" {
   };
 }
 
-/** A runtime failure with its one-line message: exit code 1. */
-class Failure extends Error {}
-
 /** Reads a file named by a flag, or fails with a message naming the flag. */
 async function readFlagFile(flag: string, file: string): Promise<string> {
   try {
@@ -281,45 +278,19 @@ async function readFlagFile(flag: string, file: string): Promise<string> {
   }
 }
 
-/** `Cannot <action> as <why>` for a file system error. */
-function fileError(action: string, error: unknown): string {
-  const hint = permissionHint(error);
-  if (hint) return `Cannot ${action} as ${hint}`;
-  if (error instanceof Deno.errors.NotFound) {
-    return `Cannot ${action} as it does not exist: check the path`;
-  }
-  if (error instanceof Deno.errors.PermissionDenied) {
-    return `Cannot ${action} as the system denies access: check its permissions`;
-  }
-  if (error instanceof Deno.errors.IsADirectory) {
-    return `Cannot ${action} as it is a directory: name a file`;
-  }
-  return `Cannot ${action}: ${error instanceof Error ? error.message : error}`;
-}
-
 /** Opens the hex dump file, or stderr for "-". */
 async function openHexDump(
   file: string,
 ): Promise<{ dump: HexDump; close(): Promise<void> }> {
-  if (file === "-") {
-    const dump = new HexDump(
-      new WritableStream({ write: (chunk) => writeAll(Deno.stderr, chunk) }),
-    );
-    return { dump, close: () => dump.close() };
-  }
-  let handle: Deno.FsFile;
+  let sink: WritableStream<Uint8Array>;
   try {
-    handle = await Deno.open(file, {
-      write: true,
-      create: true,
-      truncate: true,
-    });
+    sink = await openDumpSink(file);
   } catch (error) {
     throw new Failure(fileError(`write --hex-dump file "${file}"`, error), {
       cause: error,
     });
   }
-  const dump = new HexDump(handle.writable);
+  const dump = new HexDump(sink);
   return { dump, close: () => dump.close() };
 }
 
@@ -340,37 +311,14 @@ function connectMessage(error: ConnectError): string {
 }
 
 /** Runs the program with `args`; resolves to its exit code. */
-export async function main(args: string[]): Promise<number> {
-  let flags: ReturnType<typeof parseCommandLine>;
-  try {
-    flags = parseCommandLine(args);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    printError(`${error.message} (see --help)`);
-    return EXIT.usage;
-  }
-  if (flags === "help") {
-    console.log(USAGE);
-    return EXIT.ok;
-  }
-  if (flags === "version") {
-    console.log(versionLine("client"));
-    return EXIT.ok;
-  }
-  try {
-    return flags.udp ? await runUdp(flags) : await runTcp(flags);
-  } catch (error) {
-    if (error instanceof Failure) {
-      printError(
-        flags.verbose && error.cause !== undefined
-          ? `${error.message}\n${errorText(error.cause, true)}`
-          : error.message,
-      );
-      return EXIT.failure;
-    }
-    printError(errorText(error, flags.verbose));
-    return EXIT.failure;
-  }
+export function main(args: string[]): Promise<number> {
+  return runProgram({
+    name: "client",
+    usage: USAGE,
+    parse: parseCommandLine,
+    tcp: runTcp,
+    udp: runUdp,
+  }, args);
 }
 
 async function runUdp(flags: ClientFlags): Promise<number> {

@@ -206,6 +206,39 @@ export function fileSink(
 }
 
 /**
+ * Where a program's `-x <file>` dump goes: `"-"` for stderr (left open),
+ * else the file, created or truncated, written through as {@linkcode fileSink}
+ * does.
+ *
+ * @param path The file, or `"-"`.
+ * @returns The sink.
+ * @throws The error of opening the file, for the caller to word.
+ *
+ * @example A dump to a temporary file
+ * ```ts
+ * import { HexDump, openDumpSink } from "./_hex_dump.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const path = await Deno.makeTempFile();
+ * const dump = new HexDump(await openDumpSink(path));
+ * await dump.channel("#1").write(">", new TextEncoder().encode("hi"));
+ * assert.match(await Deno.readTextFile(path), /\|hi\|/);
+ * await dump.close();
+ * await Deno.remove(path);
+ * ```
+ */
+export async function openDumpSink(
+  path: string,
+): Promise<WritableStream<Uint8Array>> {
+  if (path === "-") {
+    return fileSink({ write: (bytes) => Deno.stderr.write(bytes), close() {} });
+  }
+  return fileSink(
+    await Deno.open(path, { write: true, create: true, truncate: true }),
+  );
+}
+
+/**
  * A hex dump written to one sink (a file's `writable`, say), shared by any
  * number of {@linkcode HexDumpChannel}s: lines reach the sink whole and in
  * the order they were written.

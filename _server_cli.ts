@@ -30,10 +30,12 @@ import {
 } from "./services.ts";
 import { ChatRoom } from "./chat.ts";
 import { parseRange } from "./_address_list.ts";
-import { fileSink, HexDump, type HexDumpChannel } from "./_hex_dump.ts";
+import { HexDump, type HexDumpChannel, openDumpSink } from "./_hex_dump.ts";
 import {
   errorText,
   EXIT,
+  Failure,
+  fileError,
   formatAddr,
   formatDuration,
   onSignals,
@@ -41,10 +43,9 @@ import {
   parseFlags,
   parseInteger,
   permissionHint,
-  printError,
+  runProgram,
   splitCommand,
   UsageError,
-  versionLine,
 } from "./_cli.ts";
 
 const SERVICES = [
@@ -362,25 +363,6 @@ function parseCommandLine(args: string[]): ServerFlags | "help" | "version" {
   };
 }
 
-/** A runtime failure with its one-line message: exit code 1. */
-class Failure extends Error {}
-
-/** `Cannot <action> as <why>` for a file system error. */
-function fileError(action: string, error: unknown): string {
-  const hint = permissionHint(error);
-  if (hint) return `Cannot ${action} as ${hint}`;
-  if (error instanceof Deno.errors.NotFound) {
-    return `Cannot ${action} as it does not exist: check the path`;
-  }
-  if (error instanceof Deno.errors.PermissionDenied) {
-    return `Cannot ${action} as the system denies access: check its permissions`;
-  }
-  if (error instanceof Deno.errors.IsADirectory) {
-    return `Cannot ${action} as it is a directory: name a file`;
-  }
-  return `Cannot ${action}: ${error instanceof Error ? error.message : error}`;
-}
-
 function readPem(flag: string, file: string): string {
   try {
     return Deno.readTextFileSync(file);
@@ -492,26 +474,10 @@ function buildHandler(
 async function openHexDump(
   file: string,
 ): Promise<HexDump> {
-  if (file === "-") {
-    return new HexDump(
-      new WritableStream({
-        async write(chunk) {
-          for (let n = 0; n < chunk.length;) {
-            n += await Deno.stderr.write(chunk.subarray(n));
-          }
-        },
-      }),
-    );
-  }
   try {
-    const handle = await Deno.open(file, {
-      write: true,
-      create: true,
-      truncate: true,
-    });
-    // Not `handle.writable`: it buffers until it closes, and a dump is
-    // for reading (`tail -f`) while the server runs.
-    return new HexDump(fileSink(handle));
+    // Not a file's `writable`: it holds writes back until it closes, and a
+    // dump is for reading (`tail -f`) while the server runs.
+    return new HexDump(await openDumpSink(file));
   } catch (error) {
     throw new Failure(fileError(`write --hex-dump file "${file}"`, error), {
       cause: error,
@@ -520,37 +486,14 @@ async function openHexDump(
 }
 
 /** Runs the program with `args`; resolves to its exit code. */
-export async function main(args: string[]): Promise<number> {
-  let flags: ReturnType<typeof parseCommandLine>;
-  try {
-    flags = parseCommandLine(args);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    printError(`${error.message} (see --help)`);
-    return EXIT.usage;
-  }
-  if (flags === "help") {
-    console.log(USAGE);
-    return EXIT.ok;
-  }
-  if (flags === "version") {
-    console.log(versionLine("server"));
-    return EXIT.ok;
-  }
-  try {
-    return flags.udp ? await runUdp(flags) : await runTcp(flags);
-  } catch (error) {
-    if (error instanceof Failure) {
-      printError(
-        flags.verbose && error.cause !== undefined
-          ? `${error.message}\n${errorText(error.cause, true)}`
-          : error.message,
-      );
-    } else {
-      printError(errorText(error, flags.verbose));
-    }
-    return EXIT.failure;
-  }
+export function main(args: string[]): Promise<number> {
+  return runProgram({
+    name: "server",
+    usage: USAGE,
+    parse: parseCommandLine,
+    tcp: runTcp,
+    udp: runUdp,
+  }, args);
 }
 
 async function runUdp(flags: ServerFlags): Promise<number> {

@@ -58,7 +58,12 @@ import {
 } from "./datagram.ts";
 import { upperCase } from "./services.ts";
 import { errorText, formatAddr, permissionHint } from "./_cli.ts";
-import { formatHexDump, HexDump, type HexDumpDirection } from "./_hex_dump.ts";
+import {
+  formatHexDump,
+  HexDump,
+  type HexDumpDirection,
+  openDumpSink,
+} from "./_hex_dump.ts";
 
 /**
  * The services the UDP server offers.
@@ -677,26 +682,8 @@ class DatagramDump {
     path: string,
     log: (line: string) => void,
   ): Promise<DatagramDump | undefined> {
-    if (path === "-") {
-      return new DatagramDump(
-        new HexDump(
-          new WritableStream({
-            async write(chunk) {
-              for (let n = 0; n < chunk.length;) {
-                n += await Deno.stderr.write(chunk.subarray(n));
-              }
-            },
-          }),
-        ),
-      );
-    }
     try {
-      const file = await Deno.open(path, {
-        write: true,
-        create: true,
-        truncate: true,
-      });
-      return new DatagramDump(new HexDump(file.writable));
+      return new DatagramDump(new HexDump(await openDumpSink(path)));
     } catch (error) {
       const reason = permissionHint(error) ??
         (error instanceof Error ? error.message : String(error));
