@@ -319,7 +319,6 @@ export class Connection implements Disposable, AsyncDisposable {
   #readable?: ReadableStream<Uint8Array>;
   #readController?: ReadableByteStreamController;
   #readSize = MIN_READ;
-  #spare?: Uint8Array;
   #carve?: Uint8Array;
   #carved = 0;
   #loopBuffer?: Uint8Array;
@@ -758,26 +757,13 @@ export class Connection implements Disposable, AsyncDisposable {
    * a buffer kept for the next read.
    */
   async #readForStream(): Promise<Uint8Array | null> {
-    if (this.#pushback) return this.#takePushback()!;
-    if (this.#readDone) return this.#endedRead();
-    const buffer = this.#spare?.length === this.#readSize
-      ? this.#spare
-      : new Uint8Array(this.#readSize);
-    this.#spare = undefined;
-    let n: number | null;
-    try {
-      n = await this.#conn.read(buffer);
-    } catch (error) {
-      return this.#readFailed(error);
-    }
-    if (n === null) return this.#endRead();
-    this.#bytesRead += n;
-    this.#adapt(n, buffer.length);
-    if (n < buffer.length >> 1) {
-      this.#spare = buffer;
-      return buffer.slice(0, n);
-    }
-    return buffer.subarray(0, n);
+    const chunk = await this.#readBorrowed();
+    const buffer = this.#loopBuffer;
+    // Put-back bytes are a copy already; the end is null.
+    if (chunk === null || chunk.buffer !== buffer?.buffer) return chunk;
+    if (chunk.length < buffer.length >> 1) return chunk.slice();
+    this.#loopBuffer = undefined; // handed on, whole
+    return chunk;
   }
 
   /** The next bytes in a buffer reused by the next call, or null at EOF. */
@@ -896,7 +882,7 @@ export class Connection implements Disposable, AsyncDisposable {
   #endRead(): null {
     if (this.#readDone) return null;
     this.#readDone = true;
-    this.#loopBuffer = this.#spare = this.#carve = undefined;
+    this.#loopBuffer = this.#carve = undefined;
     this.#settle();
     return null;
   }
@@ -1150,7 +1136,7 @@ export class Connection implements Disposable, AsyncDisposable {
 
   #closeConn(): void {
     this.#connClosed = true;
-    this.#loopBuffer = this.#spare = this.#carve = undefined;
+    this.#loopBuffer = this.#carve = undefined;
     if (this.#onAbort) {
       this.#signal!.removeEventListener("abort", this.#onAbort);
     }
