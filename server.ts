@@ -59,7 +59,7 @@
  */
 
 import { Connection } from "./connection.ts";
-import { TruncatedFrameError } from "./framing.ts";
+import { isNetworkError } from "./_errors.ts";
 import { AddressList } from "./_address_list.ts";
 import { type ProxyHeader, readProxyHeader } from "./_proxy.ts";
 
@@ -1067,20 +1067,6 @@ function settle(options: ServeOptions): Settings {
 
 // ---------------------------------------------------------------------------
 // Connections
-
-/** Errors that say something about the network or the peer, not the code. */
-function isNetworkError(error: unknown): boolean {
-  return error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.ConnectionAborted ||
-    error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.NotConnected ||
-    error instanceof Deno.errors.UnexpectedEof ||
-    // The client hung up in the middle of a message.
-    error instanceof TruncatedFrameError ||
-    error instanceof Deno.errors.TimedOut ||
-    error instanceof Deno.errors.Interrupted ||
-    error instanceof Deno.errors.BadResource;
-}
 
 /** The IP address of `addr`, if it has one. */
 function hostOf(addr: Deno.Addr): string | undefined {

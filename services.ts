@@ -28,6 +28,7 @@
  */
 
 import { SyncTransformStream } from "./sync_transform.ts";
+import { isNetworkError } from "./_errors.ts";
 
 export { exec, execHandler, type ExecOptions, parseCommand } from "./_exec.ts";
 
@@ -361,7 +362,7 @@ export async function chargen(
     // On shutdown: the blocks written so far, then our FIN.
     if (!signal.aborted) await writer.close();
   } catch (error) {
-    if (!signal.aborted && !isGone(error)) throw error;
+    if (!signal.aborted && !isNetworkError(error)) throw error;
   } finally {
     signal.removeEventListener("abort", onStop);
     shutdown?.removeEventListener("abort", onStop);
@@ -455,16 +456,6 @@ export function formatDaytime(date: Date): string {
   } ${date.getUTCDate()}, ${date.getUTCFullYear()} ${two(date.getUTCHours())}:${
     two(date.getUTCMinutes())
   }:${two(date.getUTCSeconds())}-UTC\r\n`;
-}
-
-/** Whether `error` says the peer or the connection has gone away. */
-function isGone(error: unknown): boolean {
-  return error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.ConnectionAborted ||
-    error instanceof Deno.errors.NotConnected ||
-    error instanceof Deno.errors.BadResource ||
-    error instanceof Deno.errors.Interrupted;
 }
 
 function isLower(byte: number): boolean {
