@@ -913,13 +913,13 @@ export class Connection implements Disposable, AsyncDisposable {
       return done.promise;
     }
     const last = this.#segments.at(-1);
-    // A copy buffer takes more bytes until it is sent.
+    // The last small segment takes more bytes until it is sent; a caller's
+    // chunk queued as it was is first copied into a buffer of our own.
     if (
-      last !== undefined && last.done === undefined && !last.fixed &&
-      last !== this.#inFlight
+      last !== undefined && last.done === undefined && last !== this.#inFlight
     ) {
       const needed = last.length + chunk.length;
-      if (needed > last.data.length) {
+      if (last.fixed || needed > last.data.length) {
         const grown = new Uint8Array(
           Math.min(
             Math.max(needed, last.data.length * 2),
@@ -928,6 +928,7 @@ export class Connection implements Disposable, AsyncDisposable {
         );
         grown.set(last.data.subarray(0, last.length));
         last.data = grown;
+        last.fixed = false;
       }
       last.data.set(chunk, last.length);
       last.length = needed;

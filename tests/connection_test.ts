@@ -192,6 +192,33 @@ Deno.test("Connection coalesces small writes into few system calls, in order", a
   assert.ok(calls < 50, `expected few writes, got ${calls}`);
 });
 
+Deno.test("Connection.serve() coalesces a stream service's burst of small chunks into few system calls", async () => {
+  const [client, server] = await tcpPair();
+  let calls = 0;
+  const write = server.write.bind(server);
+  server.write = (p) => {
+    calls++;
+    return write(p);
+  };
+  await using a = new Connection(client);
+  const b = new Connection(server);
+  const reply = encoder.encode("+PONG\r\n");
+  // A plain TransformStream (no fast path): one chunk out per line in.
+  const served = b.serve(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        for (const byte of chunk) if (byte === 0x0a) controller.enqueue(reply);
+      },
+    }),
+  );
+  await a.write(encoder.encode("PING\n".repeat(2000)));
+  await a.closeWrite();
+  const answer = await new Response(a.readable).text();
+  await served;
+  assert.equal(answer, "+PONG\r\n".repeat(2000));
+  assert.ok(calls < 100, `expected few writes, got ${calls}`);
+});
+
 Deno.test("Connection.write() keeps order between small copied and large direct writes", async () => {
   const [client, server] = connPair({ bufferSize: 4096 });
   await using a = new Connection(client, { writeBufferSize: 1024 });
