@@ -336,8 +336,8 @@ export class Connection implements Disposable, AsyncDisposable {
   #flushing?: Promise<void>;
   /** The segment being sent: it takes no more bytes. */
   #inFlight?: Segment;
-  /** The engine is sending borrowed bytes; queued writes wait for it. */
-  #sendingDirect = false;
+  /** The engine's send of borrowed bytes; queued writes wait for it. */
+  #direct?: Promise<void>;
   #writeError: unknown = undefined;
   #writeFailed = false;
   #closingWrite?: Promise<void>;
@@ -551,7 +551,7 @@ export class Connection implements Disposable, AsyncDisposable {
       (!copy || this.#buffered + chunk.length <= this.#writeBufferSize)
     ) {
       const done = this.#admit(chunk, owned);
-      if (!this.#sendingDirect) this.#flushing ??= this.#flush();
+      if (this.#direct === undefined) this.#flushing ??= this.#flush();
       return done;
     }
     // Wait in line, so that writes leave in the order they were made.
@@ -1022,7 +1022,9 @@ export class Connection implements Disposable, AsyncDisposable {
 
   /** Waits until nothing is queued, waiting or being sent. */
   async #drainWrites(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
+    while (this.#flushing || this.#direct) {
+      await (this.#flushing ?? this.#direct)!.catch(() => {});
+    }
     if (this.#writeFailed) throw this.#writeError;
   }
 
@@ -1063,13 +1065,13 @@ export class Connection implements Disposable, AsyncDisposable {
       bytes = concat(chunks, total);
     }
     this.#checkWritable();
-    if (this.#flushing) await this.#drainWrites();
-    // Hold the line: a write made meanwhile queues behind this one.
-    this.#sendingDirect = true;
+    if (this.#flushing || this.#direct) await this.#drainWrites();
+    // Hold the line: a write, or a closeWrite(), made meanwhile waits for it.
+    const sending = this.#direct = this.#sendBytes(bytes);
     try {
-      await this.#sendBytes(bytes);
+      await sending;
     } finally {
-      this.#sendingDirect = false;
+      this.#direct = undefined;
       if (this.#segments.length > 0) this.#flushing ??= this.#flush();
     }
   }
