@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { serve } from "../server.ts";
 import { EchoStream, UpperCaseStream } from "../services.ts";
 import denoJson from "../deno.json" with { type: "json" };
+import { concat, readAll, readBytes } from "./_util.ts";
 
 const clientPath = fileURLToPath(new URL("../client.ts", import.meta.url));
 const testdata = new URL("./testdata/", import.meta.url);
@@ -59,16 +60,6 @@ function* noise(
   }
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
-
 function spawnClient(args: string[], permissions = ["-N"]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", ...permissions, clientPath, ...args],
@@ -103,30 +94,6 @@ async function run(
     text: decoder.decode(output.stdout),
     stderr: decoder.decode(output.stderr),
   };
-}
-
-/** Reads a raw connection to its end. */
-async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  const buffer = new Uint8Array(65536);
-  for (let n; (n = await conn.read(buffer)) !== null;) {
-    chunks.push(buffer.slice(0, n));
-  }
-  return concat(chunks);
-}
-
-/** Reads from `conn` until `want` bytes have come (or EOF). */
-async function readBytes(conn: Deno.Conn, want: number): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let got = 0;
-  const buffer = new Uint8Array(65536);
-  while (got < want) {
-    const n = await conn.read(buffer.subarray(0, want - got));
-    if (n === null) break;
-    chunks.push(buffer.slice(0, n));
-    got += n;
-  }
-  return concat(chunks);
 }
 
 function portOf(server: { addr: Deno.Addr }): string {

@@ -4,6 +4,7 @@ import { FrameTooLargeError, TruncatedFrameError } from "../framing.ts";
 import { EchoStream, UpperCaseStream } from "../services.ts";
 import { chain, SyncTransformStream } from "../sync_transform.ts";
 import { connPair, type ConnPairOptions } from "../testing.ts";
+import { concat } from "./_util.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -22,16 +23,6 @@ function pattern(length: number): Uint8Array {
   const bytes = new Uint8Array(length);
   for (let i = 0; i < length; i++) bytes[i] = (i * 31 + (i >> 8)) & 0xff;
   return bytes;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /** A pair of loopback TCP connections. */

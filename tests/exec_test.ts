@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { exec, execHandler, parseCommand } from "../services.ts";
 import { Connection } from "../connection.ts";
 import { type ConnectionStats, serve } from "../server.ts";
+import { readAll } from "./_util.ts";
 
 /** A server running `handler`, recording exits, closes and errors. */
 function serveExec(
@@ -41,21 +42,6 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let n = 0; n < bytes.length;) {
     n += await conn.write(bytes.subarray(n));
   }
-}
-
-async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  const buffer = new Uint8Array(65536);
-  for (let n; (n = await conn.read(buffer)) !== null;) {
-    chunks.push(buffer.slice(0, n));
-  }
-  const out = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 /** Fills `block` with xorshift32 noise from `seed`. */

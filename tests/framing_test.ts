@@ -27,6 +27,7 @@ import {
 import type { SyncTransformer } from "../sync_transform.ts";
 import { chunkings as kitChunkings } from "../testing.ts";
 import { Connection } from "../connection.ts";
+import { concat } from "./_util.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -60,16 +61,6 @@ function chunkings(bytes: Uint8Array, seeds = 6): [string, Uint8Array[]][] {
       i += size;
     }
     out.push([`small random splits, seed ${seed}`, chunks]);
-  }
-  return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
   }
   return out;
 }

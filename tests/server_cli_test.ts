@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { upperCase } from "../services.ts";
 import denoJson from "../deno.json" with { type: "json" };
+import { concat, readAll, readBytes } from "./_util.ts";
 
 const serverPath = fileURLToPath(new URL("../server.ts", import.meta.url));
 const clientPath = fileURLToPath(new URL("../client.ts", import.meta.url));
@@ -100,28 +101,6 @@ class Program implements AsyncDisposable {
   }
 }
 
-async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  const buffer = new Uint8Array(65536);
-  for (let n; (n = await conn.read(buffer)) !== null;) {
-    chunks.push(buffer.slice(0, n));
-  }
-  return concat(chunks);
-}
-
-async function readBytes(conn: Deno.Conn, want: number): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let got = 0;
-  const buffer = new Uint8Array(65536);
-  while (got < want) {
-    const n = await conn.read(buffer.subarray(0, want - got));
-    if (n === null) break;
-    chunks.push(buffer.slice(0, n));
-    got += n;
-  }
-  return concat(chunks);
-}
-
 /** Reads from `conn` until the text read so far includes `text`. */
 async function readUntilText(conn: Deno.Conn, text: string): Promise<string> {
   let seen = "";
@@ -134,16 +113,6 @@ async function readUntilText(conn: Deno.Conn, text: string): Promise<string> {
     seen += decoder.decode(buffer.subarray(0, n));
   }
   return seen;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 function* noise(

@@ -11,6 +11,7 @@ import {
 import { EchoStream, UpperCaseStream } from "../services.ts";
 import { ConnStreams } from "../conn_streams.ts";
 import { testHandler } from "../testing.ts";
+import { readAll } from "./_util.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -45,23 +46,6 @@ function tcp(addr: Deno.Addr): { hostname: string; port: number } {
   assert.equal(addr.transport, "tcp");
   const { hostname, port } = addr as Deno.NetAddr;
   return { hostname, port };
-}
-
-async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  const buffer = new Uint8Array(65536);
-  for (let n; (n = await conn.read(buffer)) !== null;) {
-    parts.push(buffer.slice(0, n));
-    total += n;
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
