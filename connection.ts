@@ -196,8 +196,77 @@ const CARVE_MIN = 256;
 const DEFAULT_MAX_READ = 1 << 20;
 const DEFAULT_WRITE_BUFFER = 65536;
 const DEFAULT_READ_UNTIL_LIMIT = 65536;
+/** Shared by every pull reader with nothing buffered: it is never written. */
+const EMPTY = new Uint8Array(0);
 
 let nextId = 1;
+
+/** What the pull reader needs of a connection: the engine's, and a way out. */
+interface ReaderIO extends PumpIO {
+  /** Gives the read side back. */
+  release(): void;
+}
+
+/** The underlying source of a connection's `readable`. */
+interface PipingSource extends UnderlyingByteSource {
+  /**
+   * Feeds `destination` from the socket: the pipe's promise, or undefined
+   * when the generic pipe must do it.
+   */
+  pipe(
+    destination: unknown,
+    options: StreamPipeOptions | undefined,
+  ): Promise<void> | undefined;
+}
+
+function noop(): void {}
+
+/**
+ * `ReadableStream`'s byte-source constructor, which TypeScript does not
+ * offer a subclass's `super()` by itself.
+ */
+const ByteStream = ReadableStream as new (
+  source: UnderlyingByteSource,
+  strategy?: { highWaterMark?: number },
+) => ReadableStream<Uint8Array>;
+
+/**
+ * A connection's `readable`: a byte stream whose `pipeTo()` and
+ * `pipeThrough()` let the connection feed the destination straight from
+ * the socket, as the engine does, rather than through a generic pipe (fewer
+ * promises per chunk, no copy, and about 2 KiB less per connection). The
+ * outcome is a pipe's; everything else is `ReadableStream`'s.
+ */
+class ConnectionReadable extends ByteStream {
+  #source: PipingSource;
+
+  constructor(source: PipingSource) {
+    super(source, { highWaterMark: 0 });
+    this.#source = source;
+  }
+
+  override pipeTo(
+    destination: WritableStream<Uint8Array>,
+    options?: StreamPipeOptions,
+  ): Promise<void> {
+    return this.#source.pipe(destination, options) ??
+      super.pipeTo(destination, options);
+  }
+
+  override pipeThrough<T>(
+    transform: ReadableWritablePair<T, Uint8Array>,
+    options?: StreamPipeOptions,
+  ): ReadableStream<T> {
+    if (transform?.readable instanceof ReadableStream) {
+      const piping = this.#source.pipe(transform.writable, options);
+      if (piping) {
+        piping.catch(noop); // as pipeThrough() does: the streams tell
+        return transform.readable;
+      }
+    }
+    return super.pipeThrough(transform, options);
+  }
+}
 
 /** Bytes waiting to be sent: a copy buffer, or a caller's large chunk. */
 interface Segment {
@@ -318,6 +387,8 @@ export class Connection implements Disposable, AsyncDisposable {
   #owner: "readable" | "reader" | "engine" | undefined;
   #readable?: ReadableStream<Uint8Array>;
   #readController?: ReadableByteStreamController;
+  /** A pull of `readable` is reading the socket. */
+  #pulling = false;
   #readSize = MIN_READ;
   #carve?: Uint8Array;
   #carved = 0;
@@ -380,7 +451,7 @@ export class Connection implements Disposable, AsyncDisposable {
       this.#resolveClosed = resolve;
       this.#rejectClosed = reject;
     });
-    this.closed.catch(() => {});
+    this.closed.catch(noop);
     if (noDelay) this.setNoDelay(true);
     if (keepAlive) this.setKeepAlive(true);
     if (signal) {
@@ -456,20 +527,7 @@ export class Connection implements Disposable, AsyncDisposable {
   get readable(): ReadableStream<Uint8Array> {
     if (this.#readable) return this.#readable;
     this.#take("readable");
-    this.#readable = new ReadableStream({
-      type: "bytes",
-      start: (controller) => {
-        this.#readController = controller;
-        if (this.#readDone) {
-          if (this.#failed) controller.error(this.#failure);
-          else controller.close();
-        }
-      },
-      pull: (controller) => this.#pull(controller),
-      cancel: () => {
-        this.#endRead();
-      },
-    }, { highWaterMark: 0 });
+    this.#readable = new ConnectionReadable(new Connection.#Source(this));
     return this.#readable;
   }
 
@@ -483,14 +541,9 @@ export class Connection implements Disposable, AsyncDisposable {
    * connection.
    */
   get writable(): WritableStream<Uint8Array> {
-    return this.#writable ??= new WritableStream<Uint8Array>({
-      start: (controller) => {
-        this.#writeController = controller;
-      },
-      write: (chunk) => this.write(chunk),
-      close: () => this.closeWrite(),
-      abort: (reason) => this.#fail(reason),
-    });
+    return this.#writable ??= new WritableStream<Uint8Array>(
+      new Connection.#Sink(this),
+    );
   }
 
   /**
@@ -605,7 +658,7 @@ export class Connection implements Disposable, AsyncDisposable {
    */
   reader(): ConnectionReader {
     this.#take("reader");
-    return new PullReader(this.#pumpIO(), () => this.#release());
+    return new PullReader(new Connection.#IO(this));
   }
 
   /**
@@ -648,7 +701,7 @@ export class Connection implements Disposable, AsyncDisposable {
     // Not an async function: it keeps no hold on `service`, so a
     // SyncTransformStream's streams, which the engine does not use, can be
     // collected while the connection lives.
-    return this.#served(pump(this.#pumpIO(), service));
+    return this.#served(pump(new Connection.#IO(this), service));
   }
 
   async #served(pumping: Promise<void>): Promise<void> {
@@ -826,6 +879,15 @@ export class Connection implements Disposable, AsyncDisposable {
   }
 
   async #pull(controller: ReadableByteStreamController): Promise<void> {
+    this.#pulling = true;
+    try {
+      await this.#pullOnce(controller);
+    } finally {
+      this.#pulling = false;
+    }
+  }
+
+  async #pullOnce(controller: ReadableByteStreamController): Promise<void> {
     const request = controller.byobRequest;
     try {
       if (request?.view) {
@@ -877,6 +939,96 @@ export class Connection implements Disposable, AsyncDisposable {
         controller.error(error);
       } catch { /* errored by #fail already */ }
     }
+  }
+
+  /**
+   * `readable.pipeTo(destination)` and `readable.pipeThrough()`: reads the
+   * socket and writes each chunk into the destination, with its
+   * backpressure, as a pipe would and with a pipe's outcome (the peer's FIN
+   * closes the destination, a network error aborts it, the destination
+   * failing cancels the reading) but with no stream in between.
+   *
+   * @returns The pipe's promise; undefined, having done nothing, when the
+   * generic pipe must do it: options given, either stream locked or the
+   * readable not open, a pull under way.
+   */
+  #pipe(
+    destination: unknown,
+    options: StreamPipeOptions | undefined,
+  ): Promise<void> | undefined {
+    if (
+      options !== undefined &&
+      (options.preventAbort || options.preventCancel || options.preventClose ||
+        options.signal !== undefined)
+    ) return undefined;
+    const readable = this.#readable!;
+    if (
+      !(destination instanceof WritableStream) || destination.locked ||
+      readable.locked || this.#pulling || this.#readDone ||
+      this.#readController?.desiredSize !== 0
+    ) return undefined;
+    return this.#feed(readable.getReader(), destination.getWriter());
+  }
+
+  #feed(
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    writer: WritableStreamDefaultWriter<Uint8Array>,
+  ): Promise<void> {
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    let ending = false;
+    const end = (failure?: { error: unknown }) => {
+      writer.releaseLock();
+      reader.releaseLock();
+      if (failure) reject(failure.error);
+      else resolve();
+    };
+    // The destination failed (or a transform's readable was cancelled):
+    // stop reading, as a pipe cancels its source, even with a socket read
+    // pending.
+    const stop = (error: unknown) => {
+      if (ending) return;
+      ending = true;
+      reader.cancel(error).catch(noop);
+      end({ error });
+    };
+    writer.closed.catch(stop);
+    (async () => {
+      while (true) {
+        try {
+          await writer.ready;
+        } catch {
+          return; // the destination errored: `stop` has it
+        }
+        if (ending) return;
+        let chunk: Uint8Array | null;
+        try {
+          chunk = await this.#readOwned();
+        } catch (error) {
+          // The connection failed, which errored `readable`: the
+          // destination is aborted with the error, as a pipe does.
+          if (ending) return;
+          ending = true;
+          await writer.abort(error).catch(noop);
+          end({ error });
+          return;
+        }
+        if (ending) return;
+        if (chunk === null) break;
+        writer.write(chunk).catch(stop);
+      }
+      ending = true;
+      try {
+        this.#readController?.close();
+      } catch { /* closed already */ }
+      try {
+        await writer.close();
+      } catch (error) {
+        end({ error });
+        return;
+      }
+      end();
+    })();
+    return promise;
   }
 
   #endRead(): null {
@@ -1096,17 +1248,109 @@ export class Connection implements Disposable, AsyncDisposable {
   // -------------------------------------------------------------------------
   // Life cycle
 
-  #pumpIO(): PumpIO {
-    return {
-      read: (owned) => owned ? this.#readOwned() : this.#readBorrowed(),
-      // What a service's stream hands on is the engine's to keep.
-      write: (chunk) => this.#write(chunk, true),
-      writeAll: (chunks) => this.#sendAll(chunks),
-      closeWrite: () => this.closeWrite(),
-      fail: (reason) => this.#fail(reason),
-      unread: (bytes) => this.#unread(bytes),
-    };
-  }
+  // The ways in for the streams, the engine and the pull reader: classes
+  // whose methods every connection shares, rather than closures made for
+  // each, as an idle connection's memory is counted in bytes.
+
+  /** The underlying source of `readable`. */
+  static readonly #Source = class implements PipingSource {
+    readonly #c: Connection;
+
+    constructor(connection: Connection) {
+      this.#c = connection;
+    }
+
+    get type(): "bytes" {
+      return "bytes";
+    }
+
+    start(controller: ReadableByteStreamController): void {
+      const c = this.#c;
+      c.#readController = controller;
+      if (c.#readDone) {
+        if (c.#failed) controller.error(c.#failure);
+        else controller.close();
+      }
+    }
+
+    pull(controller: ReadableByteStreamController): Promise<void> {
+      return this.#c.#pull(controller);
+    }
+
+    cancel(): void {
+      this.#c.#endRead();
+    }
+
+    pipe(
+      destination: unknown,
+      options: StreamPipeOptions | undefined,
+    ): Promise<void> | undefined {
+      return this.#c.#pipe(destination, options);
+    }
+  };
+
+  /** The underlying sink of `writable`. */
+  static readonly #Sink = class implements UnderlyingSink<Uint8Array> {
+    readonly #c: Connection;
+
+    constructor(connection: Connection) {
+      this.#c = connection;
+    }
+
+    start(controller: WritableStreamDefaultController): void {
+      this.#c.#writeController = controller;
+    }
+
+    write(chunk: Uint8Array): Promise<void> {
+      return this.#c.write(chunk);
+    }
+
+    close(): Promise<void> {
+      return this.#c.closeWrite();
+    }
+
+    abort(reason: unknown): void {
+      this.#c.#fail(reason);
+    }
+  };
+
+  /** The engine's and the pull reader's. */
+  static readonly #IO = class implements ReaderIO {
+    readonly #c: Connection;
+
+    constructor(connection: Connection) {
+      this.#c = connection;
+    }
+
+    read(owned: boolean): Promise<Uint8Array | null> {
+      return owned ? this.#c.#readOwned() : this.#c.#readBorrowed();
+    }
+
+    // What a service's stream hands on is the engine's to keep.
+    write(chunk: Uint8Array): Promise<void> {
+      return this.#c.#write(chunk, true);
+    }
+
+    writeAll(chunks: Uint8Array[]): Promise<void> {
+      return this.#c.#sendAll(chunks);
+    }
+
+    closeWrite(): Promise<void> {
+      return this.#c.closeWrite();
+    }
+
+    fail(reason: unknown): void {
+      this.#c.#fail(reason);
+    }
+
+    unread(bytes: Uint8Array): void {
+      this.#c.#unread(bytes);
+    }
+
+    release(): void {
+      this.#c.#release();
+    }
+  };
 
   /** Closes the connection once both directions are done. */
   #settle(): void {
@@ -1261,15 +1505,13 @@ export interface ConnectionReader {
 
 /** The implementation of {@linkcode ConnectionReader}. */
 class PullReader implements ConnectionReader {
-  #io: PumpIO;
-  #onRelease: () => void;
-  #buffer: Uint8Array = new Uint8Array(0);
+  #io: ReaderIO;
+  #buffer: Uint8Array = EMPTY;
   #released = false;
   #busy = false;
 
-  constructor(io: PumpIO, onRelease: () => void) {
+  constructor(io: ReaderIO) {
     this.#io = io;
-    this.#onRelease = onRelease;
   }
 
   /**
@@ -1292,7 +1534,7 @@ class PullReader implements ConnectionReader {
     return this.#run(async () => {
       if (this.#buffer.length > 0) {
         const out = this.#buffer;
-        this.#buffer = new Uint8Array(0);
+        this.#buffer = EMPTY;
         return out;
       }
       return await this.#io.read(true);
@@ -1410,8 +1652,8 @@ class PullReader implements ConnectionReader {
     this.#released = true;
     const unread = this.#buffer.slice();
     this.#io.unread(this.#buffer);
-    this.#buffer = new Uint8Array(0);
-    this.#onRelease();
+    this.#buffer = EMPTY;
+    this.#io.release();
     return unread;
   }
 

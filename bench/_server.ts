@@ -15,7 +15,10 @@
  *   three in KiB, from `Deno.memoryUsage()`);
  * - `until-accepted N`: the same, once `accepted >= N`;
  * - `until-open N`: the same, once `open === N`;
- * - `gc`: runs a full garbage collection (with `--expose-gc`), then `{"gc"}`.
+ * - `gc`: runs a full garbage collection (with `--expose-gc`), then `{"gc"}`;
+ * - `gc reduce`: the same, as V8 collects under memory pressure: all it can,
+ *   and its young generation shrunk back (what V8's memory reducer does by
+ *   itself once a process has gone idle).
  *
  * It exits when stdin ends, so it never outlives the benchmark.
  *
@@ -369,6 +372,14 @@ export function hasSyncLineDecoder(): boolean {
   return chainedPong() !== undefined;
 }
 
+/** What V8's `gc()` (`--expose-gc`) takes. */
+interface GcOptions {
+  type: "major" | "minor";
+  execution: "sync" | "async";
+  /** "last-resort": the collection V8 makes when memory runs short. */
+  flavor: "regular" | "last-resort";
+}
+
 async function control(): Promise<void> {
   const encoder = new TextEncoder();
   const say = (value: unknown) =>
@@ -411,8 +422,12 @@ async function control(): Promise<void> {
         await until(() => open === n);
         await say(counts());
       } else if (command === "gc") {
-        const gc = (globalThis as { gc?: () => void }).gc;
-        gc?.();
+        const gc = (globalThis as { gc?: (options?: GcOptions) => void }).gc;
+        gc?.(
+          arg === "reduce"
+            ? { type: "major", execution: "sync", flavor: "last-resort" }
+            : undefined,
+        );
         await say({ gc: gc !== undefined });
       } else await say({ error: `unknown command '${command}'` });
     }

@@ -24,12 +24,17 @@
  *
  * Idle memory: for each path, a fresh server process takes a warm-up, then
  * `--idle` connections that each send one line, read the answer and stay
- * open; the server's VmRSS (from `/proc/<pid>/status`, after a full garbage
- * collection) before and after gives KiB per connection.
+ * open; the server's VmRSS (from `/proc/<pid>/status`) before and after
+ * gives KiB per connection. The figure is taken after a memory-reducing full
+ * garbage collection, which also shrinks V8's young generation back, as
+ * V8's memory reducer does by itself once a server has gone idle
+ * (`--settle 40` waits for that and shows it); the table also gives it after
+ * an ordinary full collection and with none.
  *
  * Flags: `--rounds N` (3), `--seconds S` (2: the time bound of every
  * throughput cell), `--mib N` (4096), `--churn N` (20000 connections),
- * `--pipeline N` (20000000 lines), `--idle N` (3000), `--only
+ * `--pipeline N` (20000000 lines), `--idle N` (3000), `--settle S` (0:
+ * seconds to leave the idle connections alone before the GCs), `--only
  * throughput|memory`, `--rows a,b`, `--columns a,b`, `--no-pin`, `--quick`
  * (tiny sizes, one round: checks the harness, measures nothing). To look
  * inside a server: `--wrap "<command>"` runs each server under a command
@@ -62,6 +67,7 @@ const { values: flags } = parseArgs({
     churn: { type: "string" },
     pipeline: { type: "string" },
     idle: { type: "string" },
+    settle: { type: "string" },
     only: { type: "string" },
     rows: { type: "string" },
     columns: { type: "string" },
@@ -97,6 +103,10 @@ const SECONDS = numberFlag("seconds", flags.seconds, 2, 0.2, false);
 const CHURN = numberFlag("churn", flags.churn, 20_000, 100);
 const PIPELINE = numberFlag("pipeline", flags.pipeline, 20_000_000, 20_000);
 const IDLE = numberFlag("idle", flags.idle, 3000, 200);
+/** Seconds to leave the idle connections alone before the GCs; 0: none. */
+const SETTLE = flags.settle === undefined
+  ? 0
+  : numberFlag("settle", flags.settle, 0, 0, false);
 const ONLY = flags.only;
 if (ONLY !== undefined && ONLY !== "throughput" && ONLY !== "memory") {
   throw new TypeError(
@@ -704,12 +714,20 @@ const MEMORY_PATHS: { kind: string; label: string }[] = [
   { kind: "conn-pipe", label: "Connection + pipeThrough(user)" },
 ];
 
+/** VmRSS readings of one server, in KiB, and what its heap says. */
 interface MemoryResult {
   label: string;
   kind: string;
+  /** Before and after the idle connections, each after `gc reduce`. */
   before: number;
-  afterRaw: number;
   after: number;
+  /** The same, each after an ordinary full GC (`gc`). */
+  beforeFull: number;
+  afterFull: number;
+  /** Just after the connections opened, with no GC forced. */
+  afterRaw: number;
+  /** After `--settle` seconds idle with no GC forced; NaN when not asked. */
+  settled: number;
   accepted: number;
   open: number;
   /** Growth of V8's used heap and of its external memory, in KiB. */
@@ -736,6 +754,8 @@ async function memoryOne(
     await warmUp(server.port, answer, warm, T);
     await server.request("until-open 0");
     await server.request("gc");
+    const beforeFull = await server.rss();
+    await server.request("gc reduce");
     const before = await server.rss();
     const heapBefore = await server.request<Heap>("stats");
     const scope = await openIdle(server.port, answer, IDLE, T);
@@ -747,18 +767,34 @@ async function memoryOne(
         `until-open ${IDLE}`,
       );
       const afterRaw = await server.rss();
+      let settled = NaN;
+      if (SETTLE > 0) {
+        // V8's own memory reducer runs on a timer once allocation stops:
+        // this waits for it, as a server left alone would.
+        const end = performance.now() + SETTLE * 1000;
+        while (performance.now() < end) {
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          settled = await server.rss();
+        }
+        log(`  ${kind}: ${afterRaw} KiB -> ${settled} KiB after ${SETTLE} s`);
+      }
       await server.request("gc");
+      const afterFull = await server.rss();
+      await server.request("gc reduce");
       const after = await server.rss();
       const heapAfter = await server.request<Heap>("stats");
       log(
-        `  ${kind}: ${before} KiB -> ${after} KiB (${afterRaw} KiB before GC)`,
+        `  ${kind}: ${before} KiB -> ${after} KiB (${afterFull} KiB after a full GC, ${afterRaw} KiB before GC)`,
       );
       return {
         label,
         kind,
         before,
-        afterRaw,
         after,
+        beforeFull,
+        afterFull,
+        afterRaw,
+        settled,
         heap: heapAfter.heapUsed - heapBefore.heapUsed,
         external: heapAfter.external - heapBefore.external,
         ...counts,
@@ -790,8 +826,11 @@ async function memory(pin: boolean, columns: Column[]): Promise<void> {
           label,
           kind,
           before: NaN,
-          afterRaw: NaN,
           after: NaN,
+          beforeFull: NaN,
+          afterFull: NaN,
+          afterRaw: NaN,
+          settled: NaN,
           accepted: 0,
           open: 0,
           heap: NaN,
@@ -803,27 +842,42 @@ async function memory(pin: boolean, columns: Column[]): Promise<void> {
     }
   }
   const perConn = (kib: number) => kib / IDLE;
+  const settle = SETTLE > 0;
   const out = [
     `Idle memory: server VmRSS (/proc/<pid>/status) before and after ${
       IDLE.toLocaleString("en-US")
-    } idle connections that each sent one line and read its answer, both after a full GC (the server counted every connection open before the second reading); median over ${ROUNDS} round(s), a fresh server process each. Goal ≤ 20 KiB per connection.`,
+    } idle connections that each sent one line and read its answer (the server counted every connection open before the second reading); median over ${ROUNDS} round(s), a fresh server process each. Goal ≤ 20 KiB per connection.`,
     "",
-    "| path | server kind | KiB per connection (min–max) | of which V8 heap | of which external (buffers) | KiB per connection before GC | RSS before → after (MiB, median round) | open / accepted |",
-    "|---|---|---|---|---|---|---|---|",
+    '- idle: each reading after a memory-reducing full GC (`gc({ flavor: "last-resort" })`, what V8 does under memory pressure): all garbage collected and the young generation shrunk back, as V8\'s memory reducer does by itself once a server has gone idle.',
+    "- after a full GC: each reading after an ordinary full GC (`gc()`): the young generation keeps the size the burst of connections grew it to, a cost of the process (bounded by V8's semi-space limit) rather than of each connection.",
+    "- no GC: as the connections have just opened, garbage included.",
+    ...(settle
+      ? [
+        `- settled: after ${SETTLE} s left idle, with no GC forced (V8's own memory reducer).`,
+      ]
+      : []),
+    "",
+    `| path | server kind | KiB per connection, idle (min–max) | of which V8 heap | of which external (buffers) | after a full GC | no GC |${
+      settle ? " settled |" : ""
+    } RSS before → after (MiB, median round) | open / accepted |`,
+    `|---|---|---|---|---|---|---|${settle ? "---|" : ""}---|---|`,
   ];
   for (const { kind, label } of paths) {
     const rounds = results.get(kind) ?? [];
     const good = rounds.filter((r) => r.error === undefined);
     if (good.length === 0) {
       out.push(
-        `| ${label} | ${kind} | failed: ${rounds[0]?.error ?? "-"} | | | | | |`,
+        `| ${label} | ${kind} | failed: ${rounds[0]?.error ?? "-"} | | | | |${
+          settle ? " |" : ""
+        } | |`,
       );
       continue;
     }
     const each = good.map((r) => perConn(r.after - r.before));
-    const raw = good.map((r) => perConn(r.afterRaw - r.before));
     const mid = median(each);
     const [min, max] = spread(each);
+    const figure = (pick: (r: MemoryResult) => number) =>
+      median(good.map((r) => perConn(pick(r)))).toFixed(1);
     // The round whose figure is nearest the median, for its absolute RSS.
     const typical = good.reduce((a, b, i) =>
       Math.abs(each[i]! - mid) < Math.abs(perConn(a.after - a.before) - mid)
@@ -834,9 +888,11 @@ async function memory(pin: boolean, columns: Column[]): Promise<void> {
     out.push(
       `| ${label} | ${kind} | ${mid.toFixed(1)} (${min.toFixed(1)}–${
         max.toFixed(1)
-      })${mark} | ${median(good.map((r) => perConn(r.heap))).toFixed(1)} | ${
-        median(good.map((r) => perConn(r.external))).toFixed(1)
-      } | ${median(raw).toFixed(1)} | ${(typical.before / 1024).toFixed(1)} → ${
+      })${mark} | ${figure((r) => r.heap)} | ${figure((r) => r.external)} | ${
+        figure((r) => r.afterFull - r.beforeFull)
+      } | ${figure((r) => r.afterRaw - r.beforeFull)} |${
+        settle ? ` ${figure((r) => r.settled - r.beforeFull)} |` : ""
+      } ${(typical.before / 1024).toFixed(1)} → ${
         (typical.after / 1024).toFixed(1)
       } | ${typical.open} / ${typical.accepted} |`,
     );

@@ -75,6 +75,139 @@ Deno.test("Connection.readable ends at the peer's FIN and the connection still a
   assert.equal(a.signal.aborted, false);
 });
 
+Deno.test("Connection.readable.pipeThrough() feeds the transform every byte without a copy, and its flush() answer follows FIN", async () => {
+  const [client, server] = await tcpPair();
+  await using a = new Connection(client);
+  const b = new Connection(server);
+  const views: boolean[] = [];
+  const piping = b.readable.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        views.push(chunk.length < chunk.buffer.byteLength);
+        controller.enqueue(chunk);
+      },
+      flush(controller) {
+        controller.enqueue(encoder.encode("end\n"));
+      },
+    }),
+  ).pipeTo(b.writable);
+  assert.equal(b.readable.locked, true);
+  // A small exchange first: its chunk is a view of a larger read buffer.
+  await a.write(encoder.encode("hi\n"));
+  const reader = a.reader();
+  assert.equal(decoder.decode(await reader.readExactly(3)), "hi\n");
+  reader.releaseLock();
+  const sent = pattern(1 << 20);
+  const writing = (async () => {
+    for (let at = 0, size = 1; at < sent.length; size = size * 7 % 65521) {
+      await a.write(sent.subarray(at, at += size));
+    }
+    await a.closeWrite();
+  })();
+  const got = await new Response(a.readable).bytes();
+  await writing;
+  await piping;
+  assert.deepEqual(got, concat([sent, encoder.encode("end\n")]));
+  assert.equal(views[0], true);
+  assert.equal(b.readable.locked, false);
+  assert.equal(b.state, "closed");
+  assert.equal(b.bytesRead, sent.length + 3);
+});
+
+Deno.test("Connection.readable.pipeTo() writes every byte, closes the destination at FIN, and rejects with the destination's error", async () => {
+  for (const [name, options] of CHUNKINGS) {
+    const [client, server] = connPair(options);
+    await using a = new Connection(client);
+    await using b = new Connection(server);
+    const chunks: Uint8Array[] = [];
+    let closed = false;
+    const writing = a.write(pattern(20_000)).then(() => a.closeWrite());
+    await b.readable.pipeTo(
+      new WritableStream({
+        write(chunk) {
+          chunks.push(chunk.slice());
+        },
+        close() {
+          closed = true;
+        },
+      }),
+    );
+    await writing;
+    assert.deepEqual(concat(chunks), pattern(20_000), name);
+    assert.equal(closed, true, name);
+    assert.equal(b.readable.locked, false, name);
+    assert.equal(b.state, "read-closed", name);
+  }
+  const [client, server] = connPair();
+  await using a = new Connection(client);
+  await using b = new Connection(server);
+  const failure = new Error("disk full");
+  const piping = b.readable.pipeTo(
+    new WritableStream({
+      write() {
+        throw failure;
+      },
+    }),
+  );
+  await a.write(encoder.encode("x"));
+  await assert.rejects(piping, (error) => error === failure);
+  // The reading was cancelled, as a pipe cancels its source.
+  assert.equal(b.state, "read-closed");
+  assert.equal(b.readable.locked, false);
+  assert.equal((await b.readable.getReader().read()).done, true);
+});
+
+Deno.test("Connection.readable.pipeThrough() with options takes the generic pipe: same bytes, and its signal stops it", async () => {
+  const [client, server] = connPair({ seed: 7 });
+  await using a = new Connection(client);
+  const b = new Connection(server);
+  const controller = new AbortController();
+  const piping = b.readable.pipeThrough(new TransformStream(), {
+    signal: controller.signal,
+  }).pipeTo(b.writable);
+  await a.write(pattern(5000));
+  const reader = a.reader();
+  assert.deepEqual(await reader.readExactly(5000), pattern(5000));
+  const reason = new Error("stop");
+  controller.abort(reason);
+  await assert.rejects(piping, (error) => error === reason);
+  await assert.rejects(b.closed, (error) => error === reason);
+  assert.equal(await reader.read(), null);
+});
+
+Deno.test("Connection.readable.pipeThrough() stops reading when the transform fails, and the connection closes with its error", async () => {
+  const [client, server] = connPair();
+  await using a = new Connection(client);
+  const b = new Connection(server);
+  const failure = new Error("bad input");
+  const piping = b.readable.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform() {
+        throw failure;
+      },
+    }),
+  ).pipeTo(b.writable);
+  await a.write(encoder.encode("x"));
+  await assert.rejects(piping, (error) => error === failure);
+  await assert.rejects(b.closed, (error) => error === failure);
+  assert.equal(b.state, "closed");
+  assert.equal(await new Response(a.readable).text(), "");
+});
+
+Deno.test("Connection.readable.pipeThrough() aborts the transform with the reason when the connection is closed under it", async () => {
+  const [client, server] = connPair();
+  await using a = new Connection(client);
+  const b = new Connection(server);
+  const output = b.readable.pipeThrough(new TransformStream()).getReader();
+  await a.write(encoder.encode("first"));
+  assert.equal(decoder.decode((await output.read()).value), "first");
+  const reason = new Error("shutting down");
+  const next = output.read();
+  b.close(reason);
+  await assert.rejects(next, (error) => error === reason);
+  await assert.rejects(b.closed, (error) => error === reason);
+});
+
 Deno.test("Connection.reader() reads exactly, until a delimiter and peeks under every chunking", async () => {
   const input = "HELLO 5\r\nworldPING\r\n\r\nrest";
   for (const [name, options] of CHUNKINGS) {
