@@ -521,6 +521,12 @@ export class Connection implements Disposable, AsyncDisposable {
    * open for writing; cancelling it stops reading. It reads nothing ahead of
    * its consumer.
    *
+   * Its `pipeTo()` and `pipeThrough()` without options read the socket
+   * straight into the destination, as {@linkcode Connection.prototype.serve}
+   * does, with a pipe's outcome: each chunk is handed on without a copy
+   * and no byte stream is in between. With options they are
+   * `ReadableStream`'s own.
+   *
    * @throws {TypeError} A {@linkcode ConnectionReader} or
    * {@linkcode Connection.prototype.serve} has taken the read side.
    */
