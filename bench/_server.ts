@@ -35,6 +35,10 @@
  *   identity transform written as a user would);
  * - `handler`: `serve()` with a handler that reads `connection.readable`
  *   and writes each chunk to `connection.writable`;
+ * - `bare-stream`: the floor of any web-stream service: the bare loop, with
+ *   each read in fresh memory (a stream may keep its chunks) handed through
+ *   the same user transform as `stream` with a writer and a reader, and
+ *   each output chunk written with `conn.write`; no `Connection`;
  * - `conn-pipe`: a plain `Deno.listen` server wrapping each `Deno.Conn` in
  *   `Connection` and running
  *   `connection.readable.pipeThrough(t).pipeTo(connection.writable)` with
@@ -57,7 +61,9 @@
  * - `lines-framed-batch`: the same with `{ batch: true }` (each read's lines
  *   as one array), answering a batch with writes awaited together;
  * - `lines-conn-pipe`: `Connection` piped through the `lines-stream`
- *   transform, as `conn-pipe`.
+ *   transform, as `conn-pipe`;
+ * - `bare-lines-stream`: the `bare-stream` floor with the `lines-stream`
+ *   transform.
  *
  * @module
  */
@@ -149,6 +155,38 @@ async function bareLoop(
       }
     }
     await conn.closeWrite();
+  } catch { /* the client went away */ }
+  conn.close();
+}
+
+/**
+ * The floor of a web-stream service: the bare loop, but each read in fresh
+ * memory, handed through `transform` (backpressure from its writer), and its
+ * output written chunk by chunk.
+ */
+async function bareThrough(
+  conn: Deno.TcpConn,
+  transform: TransformStream<Uint8Array, Uint8Array>,
+): Promise<void> {
+  conn.setNoDelay(true);
+  const writer = transform.writable.getWriter();
+  const reader = transform.readable.getReader();
+  const output = (async () => {
+    for (let r; !(r = await reader.read()).done;) await writeAll(conn, r.value);
+    await conn.closeWrite();
+  })();
+  try {
+    let size = FIRST_BUFFER;
+    while (true) {
+      const buffer = new Uint8Array(size);
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      await writer.ready;
+      writer.write(buffer.subarray(0, n)).catch(() => {});
+      if (n === size && size < MAX_BUFFER) size *= 2;
+    }
+    await writer.close();
+    await output;
   } catch { /* the client went away */ }
   conn.close();
 }
@@ -316,6 +354,10 @@ async function start(kind: string): Promise<{ port: number; note?: string }> {
       return { port: listenServe(readingHandler) };
     case "conn-pipe":
       return { port: listenPlain(pipeConnection(userEcho)) };
+    case "bare-stream":
+      return { port: listenPlain((conn) => bareThrough(conn, userEcho())) };
+    case "bare-lines-stream":
+      return { port: listenPlain((conn) => bareThrough(conn, userPong())) };
     case "lines-stream":
       return { port: listenServe(userPong) };
     case "lines-sync":
@@ -359,6 +401,8 @@ export const KINDS: readonly string[] = [
   "stream",
   "handler",
   "conn-pipe",
+  "bare-stream",
+  "bare-lines-stream",
   "lines-stream",
   "lines-sync",
   "lines-chain",

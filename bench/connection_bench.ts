@@ -383,6 +383,11 @@ const COLUMNS: Column[] = [
     kinds: { echo: "stream", lines: "lines-stream" },
   },
   {
+    id: "floor",
+    label: "floor: bare loop through the user TransformStream, no Connection",
+    kinds: { echo: "bare-stream", lines: "bare-lines-stream" },
+  },
+  {
     id: "handler",
     label: "serve(handler reading streams)",
     kinds: { echo: "handler" },
@@ -415,7 +420,9 @@ const COLUMNS: Column[] = [
 ];
 
 function answerOf(kind: string): Answer {
-  if (kind.startsWith("lines") || kind === "bare-lines") return "lines";
+  if (kind.startsWith("lines") || kind.startsWith("bare-lines")) {
+    return "lines";
+  }
   return kind.endsWith("upper") ? "upper" : "echo";
 }
 
