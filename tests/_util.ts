@@ -1,4 +1,4 @@
-// Byte helpers shared by the tests: one copy instead of one per file.
+// Helpers shared by the tests: one copy instead of one per file.
 
 /** The bytes of `parts`, one after another. */
 export function concat(parts: readonly Uint8Array[]): Uint8Array {
@@ -36,4 +36,84 @@ export async function readBytes(
     got += n;
   }
   return concat(chunks);
+}
+
+/**
+ * `length` deterministic bytes that do not repeat for a long while (a linear
+ * congruential generator from `seed`): a mix-up of offsets shows.
+ */
+export function pattern(length: number, seed = 1): Uint8Array {
+  const bytes = new Uint8Array(length);
+  let x = seed;
+  for (let i = 0; i < length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    bytes[i] = x >>> 24;
+  }
+  return bytes;
+}
+
+/** Deterministic pseudo-random bytes, `count` chunks of `size`. */
+export function* noise(
+  count: number,
+  size: number,
+  seed = 12345,
+): Generator<Uint8Array> {
+  let state = seed;
+  for (let i = 0; i < count; i++) {
+    const chunk = new Uint8Array(size);
+    const words = new Uint32Array(chunk.buffer);
+    for (let w = 0; w < words.length; w++) {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      words[w] = state;
+    }
+    yield chunk;
+  }
+}
+
+/** Where {@linkcode installed} looks, and what it says when it does not find. */
+export interface InstalledOptions {
+  /** What to run it with: any quick call that exits, such as `--version`. */
+  args?: string[];
+  /** The Debian package that installs it, for the skip message. */
+  apt?: string;
+  /** The test file asking, for the skip message. */
+  file: string;
+}
+
+/**
+ * Whether `program` runs here. When it does not, prints (once per call)
+ * which file skips the tests that need it and what would install it, so a
+ * skipped foreign-peer test never passes silently.
+ */
+export function installed(program: string, options: InstalledOptions): boolean {
+  const { args = ["--version"], apt, file } = options;
+  try {
+    new Deno.Command(program, { args, stdout: "null", stderr: "null" })
+      .outputSync();
+    return true;
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound
+      ? "it is not installed"
+      : `it cannot run (${error})`;
+    console.log(
+      `${file}: skipping the tests that need ${program}: ${why}${
+        apt ? ` (apt-get install -y ${apt})` : ""
+      }`,
+    );
+    return false;
+  }
+}
+
+/**
+ * Whether this machine has an IPv6 loopback (`::1`) to bind: tests of IPv6
+ * skip without one, saying so for `file`.
+ */
+export function hasIpv6Loopback(file: string): boolean {
+  try {
+    using _listener = Deno.listen({ hostname: "::1", port: 0 });
+    return true;
+  } catch {
+    console.log(`${file}: no IPv6 loopback (::1): skipping the IPv6 cases`);
+    return false;
+  }
 }

@@ -6,59 +6,20 @@ import { fileURLToPath } from "node:url";
 import { serve } from "../server.ts";
 import { EchoStream, UpperCaseStream } from "../services.ts";
 import denoJson from "../deno.json" with { type: "json" };
-import { concat, readAll, readBytes } from "./_util.ts";
+import { concat, installed, noise, readAll, readBytes } from "./_util.ts";
 
 const clientPath = fileURLToPath(new URL("../client.ts", import.meta.url));
 const testdata = new URL("./testdata/", import.meta.url);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function has(command: string, args = ["--version"]): boolean {
-  try {
-    new Deno.Command(command, { args, stdout: "null", stderr: "null" })
-      .outputSync();
-    return true;
-  } catch {
-    return false;
-  }
-}
+const FILE = "client_cli_test";
 const HAS = {
-  ncat: has("ncat"),
-  nc: has("nc", ["-h"]),
-  socat: has("socat", ["-V"]),
-  script: has("script"),
+  ncat: installed("ncat", { apt: "ncat", file: FILE }),
+  nc: installed("nc", { args: ["-h"], apt: "netcat-openbsd", file: FILE }),
+  socat: installed("socat", { args: ["-V"], apt: "socat", file: FILE }),
+  script: installed("script", { apt: "util-linux", file: FILE }),
 };
-for (const [name, present] of Object.entries(HAS)) {
-  if (!present) {
-    console.log(
-      `skipping the tests that need ${name}: it is not installed (apt-get install ${
-        name === "nc"
-          ? "netcat-openbsd"
-          : name === "script"
-          ? "util-linux"
-          : name
-      })`,
-    );
-  }
-}
-
-/** Deterministic pseudo-random bytes, `count` chunks of `size`. */
-function* noise(
-  count: number,
-  size: number,
-  seed = 12345,
-): Generator<Uint8Array> {
-  let state = seed;
-  for (let i = 0; i < count; i++) {
-    const chunk = new Uint8Array(size);
-    const words = new Uint32Array(chunk.buffer);
-    for (let w = 0; w < words.length; w++) {
-      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-      words[w] = state;
-    }
-    yield chunk;
-  }
-}
 
 function spawnClient(args: string[], permissions = ["-N"]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {

@@ -12,6 +12,7 @@ import {
 import { Connection } from "../connection.ts";
 import { serve } from "../server.ts";
 import { EchoStream, UpperCaseStream } from "../services.ts";
+import { installed, noise } from "./_util.ts";
 
 const encoder = new TextEncoder();
 const testdata = new URL("./testdata/", import.meta.url);
@@ -20,35 +21,7 @@ function bytesOf(text: string): ReadableStream<Uint8Array> {
   return ReadableStream.from([encoder.encode(text)]);
 }
 
-/** Deterministic pseudo-random bytes, `count` chunks of `size`. */
-function* noise(count: number, size: number): Generator<Uint8Array> {
-  let state = 12345;
-  for (let i = 0; i < count; i++) {
-    const chunk = new Uint8Array(size);
-    const words = new Uint32Array(chunk.buffer);
-    for (let w = 0; w < words.length; w++) {
-      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-      words[w] = state;
-    }
-    yield chunk;
-  }
-}
-
-function has(command: string): boolean {
-  try {
-    new Deno.Command(command, {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    })
-      .outputSync();
-    return true;
-  } catch {
-    return false;
-  }
-}
-const HAS_NODE = has("node");
-if (!HAS_NODE) console.log("skipping Node peer tests: node is not installed");
+const HAS_NODE = installed("node", { file: "client_test" });
 
 /** A Node script as a foreign server: it prints its port first. */
 async function nodeServer(

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ConnStreams } from "../conn_streams.ts";
+import { pattern } from "./_util.ts";
 
 const encoder = new TextEncoder();
 
@@ -36,12 +37,6 @@ class AnswerInFlush extends TransformStream<Uint8Array, Uint8Array> {
       flush: (controller) => controller.enqueue(answer(received)),
     });
   }
-}
-
-function pattern(size: number, seed = 7): Uint8Array {
-  const bytes = new Uint8Array(size);
-  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 0xff;
-  return bytes;
 }
 
 Deno.test("ConnStreams delivers a flush() answer sent after the peer's FIN", async () => {

@@ -4,7 +4,7 @@ import { FrameTooLargeError, TruncatedFrameError } from "../framing.ts";
 import { EchoStream, UpperCaseStream } from "../services.ts";
 import { chain, SyncTransformStream } from "../sync_transform.ts";
 import { connPair, type ConnPairOptions } from "../testing.ts";
-import { concat } from "./_util.ts";
+import { concat, pattern } from "./_util.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -18,12 +18,6 @@ const CHUNKINGS: [string, ConnPairOptions][] = [
     { seed },
   ]),
 ];
-
-function pattern(length: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  for (let i = 0; i < length; i++) bytes[i] = (i * 31 + (i >> 8)) & 0xff;
-  return bytes;
-}
 
 /** A pair of loopback TCP connections. */
 async function tcpPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {

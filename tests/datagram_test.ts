@@ -9,18 +9,10 @@ import {
   serveDatagrams,
 } from "../datagram.ts";
 import { EchoStream, UpperCaseStream } from "../services.ts";
+import { hasIpv6Loopback } from "./_util.ts";
 
 /** Whether this machine has IPv6 loopback; the IPv6 tests skip without it. */
-const HAS_IPV6 = await listenDatagram({ hostname: "::1" }).then(
-  async (probe) => {
-    await probe[Symbol.asyncDispose]();
-    return true;
-  },
-  () => false,
-);
-if (!HAS_IPV6) {
-  console.log("datagram_test: no IPv6 loopback (::1): skipping the IPv6 cases");
-}
+const HAS_IPV6 = hasIpv6Loopback("datagram_test");
 /** The loopback addresses to test with. */
 const LOOPBACKS = HAS_IPV6 ? ["127.0.0.1", "::1"] : ["127.0.0.1"];
 

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { upperCase } from "../services.ts";
 import denoJson from "../deno.json" with { type: "json" };
-import { concat, readAll, readBytes } from "./_util.ts";
+import { concat, installed, noise, readAll, readBytes } from "./_util.ts";
 
 const serverPath = fileURLToPath(new URL("../server.ts", import.meta.url));
 const clientPath = fileURLToPath(new URL("../client.ts", import.meta.url));
@@ -14,29 +14,12 @@ const testdata = new URL("./testdata/", import.meta.url);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function has(command: string, args = ["--version"]): boolean {
-  try {
-    new Deno.Command(command, { args, stdout: "null", stderr: "null" })
-      .outputSync();
-    return true;
-  } catch {
-    return false;
-  }
-}
+const FILE = "server_cli_test";
 const HAS = {
-  ncat: has("ncat"),
-  nc: has("nc", ["-h"]),
-  socat: has("socat", ["-V"]),
+  ncat: installed("ncat", { apt: "ncat", file: FILE }),
+  nc: installed("nc", { args: ["-h"], apt: "netcat-openbsd", file: FILE }),
+  socat: installed("socat", { args: ["-V"], apt: "socat", file: FILE }),
 };
-for (const [name, present] of Object.entries(HAS)) {
-  if (!present) {
-    console.log(
-      `skipping the tests that need ${name}: it is not installed (apt-get install ${
-        name === "nc" ? "netcat-openbsd" : name
-      })`,
-    );
-  }
-}
 
 /** The server program as a subprocess, its stderr read line by line. */
 class Program implements AsyncDisposable {
@@ -113,23 +96,6 @@ async function readUntilText(conn: Deno.Conn, text: string): Promise<string> {
     seen += decoder.decode(buffer.subarray(0, n));
   }
   return seen;
-}
-
-function* noise(
-  count: number,
-  size: number,
-  seed = 12345,
-): Generator<Uint8Array> {
-  let state = seed;
-  for (let i = 0; i < count; i++) {
-    const chunk = new Uint8Array(size);
-    const words = new Uint32Array(chunk.buffer);
-    for (let w = 0; w < words.length; w++) {
-      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-      words[w] = state;
-    }
-    yield chunk;
-  }
 }
 
 async function ask(conn: Deno.Conn, text: string): Promise<string> {

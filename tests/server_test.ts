@@ -11,7 +11,7 @@ import {
 import { EchoStream, UpperCaseStream } from "../services.ts";
 import { ConnStreams } from "../conn_streams.ts";
 import { testHandler } from "../testing.ts";
-import { readAll } from "./_util.ts";
+import { pattern, readAll } from "./_util.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -79,17 +79,7 @@ async function roundTrip(conn: Deno.Conn, text: string): Promise<string> {
   return decoder.decode(answer);
 }
 
-/** Deterministic bytes: mixed case text and binary. */
-function pattern(size: number, seed = 1): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let x = seed;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    bytes[i] = x >>> 24;
-  }
-  return bytes;
-}
-
+/** What UpperCaseStream makes of `bytes`: ASCII a–z upper-cased. */
 function upper(bytes: Uint8Array): Uint8Array {
   return bytes.map((b) => b >= 0x61 && b <= 0x7a ? b - 0x20 : b);
 }

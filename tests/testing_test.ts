@@ -3,6 +3,7 @@ import { chunkings, connPair, testHandler } from "../testing.ts";
 import { framed, LineDecoderStream, lines } from "../framing.ts";
 import { Connection } from "../connection.ts";
 import { UpperCaseStream } from "../services.ts";
+import { pattern } from "./_util.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -42,12 +43,6 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) {
     at += await conn.write(bytes.subarray(at));
   }
-}
-
-function pattern(length: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  for (let i = 0; i < length; i++) bytes[i] = (i * 7 + (i >> 8)) & 0xff;
-  return bytes;
 }
 
 /** Settles to the error's class name, or "ok: <value>". */

@@ -7,18 +7,10 @@
 import assert from "node:assert/strict";
 import { listenDatagram, serveDatagrams } from "../datagram.ts";
 import { upperCase } from "../services.ts";
+import { hasIpv6Loopback, installed } from "./_util.ts";
 
 /** Whether this machine has IPv6 loopback; the IPv6 tests skip without it. */
-const HAS_IPV6 = await listenDatagram({ hostname: "::1" }).then(
-  async (probe) => {
-    await probe[Symbol.asyncDispose]();
-    return true;
-  },
-  () => false,
-);
-if (!HAS_IPV6) {
-  console.log("udp_cli_test: no IPv6 loopback (::1): skipping the IPv6 cases");
-}
+const HAS_IPV6 = hasIpv6Loopback("udp_cli_test");
 /** The loopback addresses to test with. */
 const LOOPBACKS = HAS_IPV6 ? ["127.0.0.1", "::1"] : ["127.0.0.1"];
 
@@ -151,25 +143,11 @@ class Program implements AsyncDisposable {
   }
 }
 
-async function hasBinary(name: string): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command("which", {
-      args: [name],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch {
-    return false;
-  }
-}
-
-const SOCAT = await hasBinary("socat");
-if (!SOCAT) {
-  console.log(
-    "udp_cli_test: socat is not installed: skipping the socat tests (apt-get install -y socat)",
-  );
-}
+const SOCAT = installed("socat", {
+  args: ["-V"],
+  apt: "socat",
+  file: "udp_cli_test",
+});
 
 // ---------------------------------------------------------------------------
 // The server
