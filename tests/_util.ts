@@ -21,6 +21,17 @@ export async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
   return concat(chunks);
 }
 
+/** Resolves with what the connection ends with: EOF or an error. */
+export async function endOf(conn: Deno.Conn): Promise<"eof" | unknown> {
+  const buffer = new Uint8Array(1024);
+  try {
+    while (await conn.read(buffer) !== null) { /* drain */ }
+    return "eof";
+  } catch (error) {
+    return error;
+  }
+}
+
 /** Reads from `conn` until `want` bytes have come, or its end. */
 export async function readBytes(
   conn: Deno.Conn,

@@ -7,6 +7,7 @@ import {
   serve,
   UpperCaseStream,
 } from "../mod.ts";
+import { installed } from "./_util.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const encoder = new TextEncoder();
@@ -307,23 +308,8 @@ Deno.test("README's relative links name files that exist and are published", asy
   assert.deepEqual(broken, []);
 });
 
-/**
- * Whether `program` can be started; when not, prints why `what` is skipped.
- */
-async function have(program: string, what: string): Promise<boolean> {
-  try {
-    await new Deno.Command(program, {
-      args: ["version"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return true;
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    console.log(`skipped: ${what} needs ${program}, which is not installed`);
-    return false;
-  }
-}
+/** How to look for openssl, which README's TLS recipes run. */
+const OPENSSL = { args: ["version"], apt: "openssl", file: "examples_test" };
 
 /** Runs README's first `sh` block containing `marker` with bash in `dir`. */
 async function runReadmeBlock(marker: string, dir: string): Promise<void> {
@@ -366,7 +352,7 @@ async function tlsRoundTrip(
 }
 
 Deno.test("README's TLS recipe (a leaf signed by a throw-away CA) works with serve(), connect() and both programs", async () => {
-  if (!await have("openssl", "README's TLS recipe")) return;
+  if (!installed("openssl", OPENSSL)) return;
   const dir = await Deno.makeTempDir({ prefix: "sock_tls_" });
   try {
     await runReadmeBlock("openssl x509 -req", dir);
@@ -409,7 +395,7 @@ Deno.test("README's TLS recipe (a leaf signed by a throw-away CA) works with ser
 });
 
 Deno.test("README's short TLS recipe (a self-signed certificate, CA:FALSE) works with serve() and connect()", async () => {
-  if (!await have("openssl", "README's short TLS recipe")) return;
+  if (!installed("openssl", OPENSSL)) return;
   const dir = await Deno.makeTempDir({ prefix: "sock_tls_" });
   try {
     await runReadmeBlock("-addext", dir);

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { exec, execHandler, parseCommand } from "../services.ts";
 import { Connection } from "../connection.ts";
 import { type ConnectionStats, serve } from "../server.ts";
-import { readAll } from "./_util.ts";
+import { installed, readAll } from "./_util.ts";
 
 /** A server running `handler`, recording exits, closes and errors. */
 function serveExec(
@@ -288,22 +288,6 @@ Deno.test("exec() runs over a connection.ts Connection and resolves to the exit 
   assert.equal((await served).code, 5);
 });
 
-/** Whether `program` runs here; prints why a test is skipped if not. */
-function available(program: string, args: string[]): boolean {
-  try {
-    new Deno.Command(program, { args, stdout: "null", stderr: "null" })
-      .outputSync();
-    return true;
-  } catch (error) {
-    console.log(
-      error instanceof Deno.errors.NotFound
-        ? `${program} is not installed: skipping its tests`
-        : `${program} cannot run (${error}): skipping its tests`,
-    );
-    return false;
-  }
-}
-
 /** Runs a netcat-like client `argv` with `input` on stdin; returns stdout. */
 async function foreignClient(
   argv: string[],
@@ -323,6 +307,7 @@ async function foreignClient(
   return { output, code: status.code };
 }
 
+const FILE = "exec_test";
 const peers = [
   {
     name: "socat",
@@ -330,12 +315,12 @@ const peers = [
     argv: (
       port: number,
     ) => ["socat", "-t", "30", "STDIO", `TCP:127.0.0.1:${port}`],
-    present: available("socat", ["-V"]),
+    present: installed("socat", { args: ["-V"], apt: "socat", file: FILE }),
   },
   {
     name: "ncat",
     argv: (port: number) => ["ncat", "127.0.0.1", String(port)],
-    present: available("ncat", ["--version"]),
+    present: installed("ncat", { apt: "ncat", file: FILE }),
   },
 ];
 

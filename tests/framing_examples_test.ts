@@ -9,31 +9,19 @@ import { framed, lengthPrefixed } from "../framing.ts";
 import { Connection } from "../connection.ts";
 import { answer } from "../examples/dns_tcp_server.ts";
 import { execute, serveRedis } from "../examples/redis_server.ts";
+import { installed } from "./_util.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Whether a program runs here; prints why a test is skipped when not. */
-async function installed(program: string, pkg: string): Promise<boolean> {
-  try {
-    await new Deno.Command(program, {
-      args: ["-v"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return true;
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    console.log(
-      `skipping the ${program} tests: ${program} is not installed (apt-get install -y ${pkg})`,
-    );
-    return false;
-  }
-}
-
-const hasDig = await installed("dig", "dnsutils");
-const hasRedisCli = await installed("redis-cli", "redis-tools");
+const FILE = "framing_examples_test";
+const hasDig = installed("dig", { args: ["-v"], apt: "dnsutils", file: FILE });
+const hasRedisCli = installed("redis-cli", {
+  args: ["-v"],
+  apt: "redis-tools",
+  file: FILE,
+});
 
 /** Runs a program to its end and returns its stdout. */
 async function run(program: string, args: string[], stdin?: string) {

@@ -19,6 +19,7 @@ import {
   type ServeOptions,
 } from "../server.ts";
 import { EchoStream } from "../services.ts";
+import { endOf } from "./_util.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -70,17 +71,6 @@ async function readAll(conn: Deno.Conn): Promise<string> {
     parts.push(decoder.decode(buffer.subarray(0, n)));
   }
   return parts.join("");
-}
-
-/** Resolves with what the connection ends with: EOF or an error. */
-async function endOf(conn: Deno.Conn): Promise<"eof" | unknown> {
-  const buffer = new Uint8Array(1024);
-  try {
-    while (await conn.read(buffer) !== null) { /* drain */ }
-    return "eof";
-  } catch (error) {
-    return error;
-  }
 }
 
 /** A server that answers each client with its remote address, then FIN. */

@@ -11,7 +11,7 @@ import {
 import { EchoStream, UpperCaseStream } from "../services.ts";
 import { ConnStreams } from "../conn_streams.ts";
 import { testHandler } from "../testing.ts";
-import { pattern, readAll } from "./_util.ts";
+import { endOf, pattern, readAll } from "./_util.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -82,17 +82,6 @@ async function roundTrip(conn: Deno.Conn, text: string): Promise<string> {
 /** What UpperCaseStream makes of `bytes`: ASCII a–z upper-cased. */
 function upper(bytes: Uint8Array): Uint8Array {
   return bytes.map((b) => b >= 0x61 && b <= 0x7a ? b - 0x20 : b);
-}
-
-/** Resolves with what the connection ends with: EOF or an error. */
-async function endOf(conn: Deno.Conn): Promise<"eof" | unknown> {
-  const buffer = new Uint8Array(1024);
-  try {
-    while (await conn.read(buffer) !== null) { /* drain */ }
-    return "eof";
-  } catch (error) {
-    return error;
-  }
 }
 
 /**
