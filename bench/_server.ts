@@ -29,6 +29,8 @@
  *   `conn.read`/`conn.write` loop over one 64 KiB buffer that doubles while
  *   reads fill it, up to 1 MiB, and `setNoDelay(true)`;
  * - `bare-upper`: the same loop applying `upperCase()`;
+ * - `bare-1k`: the same loop starting at 1 KiB: what a connection costs in
+ *   Deno itself while it waits on a read as small as `Connection`'s;
  * - `echo`, `upper`: `serve()` with the built-in `EchoStream` and
  *   `UpperCaseStream`;
  * - `stream`: `serve()` with a user's own plain `TransformStream` (an
@@ -144,9 +146,10 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
 async function bareLoop(
   conn: Deno.TcpConn,
   transform: (bytes: Uint8Array) => Uint8Array,
+  first = FIRST_BUFFER,
 ): Promise<void> {
   conn.setNoDelay(true);
-  let buffer = new Uint8Array(FIRST_BUFFER);
+  let buffer = new Uint8Array(first);
   try {
     for (let n; (n = await conn.read(buffer)) !== null;) {
       await writeAll(conn, transform(buffer.subarray(0, n)));
@@ -340,6 +343,8 @@ async function start(kind: string): Promise<{ port: number; note?: string }> {
   switch (kind) {
     case "bare":
       return { port: listenPlain((conn) => bareLoop(conn, (b) => b)) };
+    case "bare-1k":
+      return { port: listenPlain((conn) => bareLoop(conn, (b) => b, 1024)) };
     case "bare-upper":
       return { port: listenPlain((conn) => bareLoop(conn, upperCase)) };
     case "bare-lines":
@@ -394,6 +399,7 @@ async function start(kind: string): Promise<{ port: number; note?: string }> {
 /** The kinds `start()` knows, for the benchmark's own checks. */
 export const KINDS: readonly string[] = [
   "bare",
+  "bare-1k",
   "bare-upper",
   "bare-lines",
   "echo",
