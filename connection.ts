@@ -234,7 +234,7 @@ const ByteStream = ReadableStream as new (
  * A connection's `readable`: a byte stream whose `pipeTo()` and
  * `pipeThrough()` let the connection feed the destination straight from
  * the socket, as the engine does, rather than through a generic pipe (fewer
- * promises per chunk, no copy, and about 2 KiB less per connection). The
+ * promises per chunk, no copy, and about 3 KiB less per connection). The
  * outcome is a pipe's; everything else is `ReadableStream`'s.
  */
 class ConnectionReadable extends ByteStream {
