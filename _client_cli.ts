@@ -546,8 +546,15 @@ async function exchangeBytes(
         }
       },
       // After the server's FIN, a refused write only means it wanted no
-      // more: its answer is complete.
-      (error) => peerClosed ? done.resolve("peer closed") : done.reject(error),
+      // more: its answer is complete. The kernel says which it was: a reset
+      // after the peer's FIN fails our write with EPIPE (BrokenPipe), a
+      // reset with no FIN before it with ECONNRESET. In that case the end of
+      // input we read was no FIN either: once the write has taken the
+      // socket's error, a read returns 0.
+      (error) =>
+        peerClosed && !(error instanceof Deno.errors.ConnectionReset)
+          ? done.resolve("peer closed")
+          : done.reject(error),
     );
   }
   try {

@@ -441,21 +441,26 @@ Deno.test("client exits 1 with one line when the connection is refused, and with
 });
 
 Deno.test("client exits 1 saying the connection was lost when the server resets it after the start", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const served = listener.accept().then(async (conn) => {
-    await readBytes(conn, 1);
-    conn.close(); // unread bytes: the kernel answers with a reset
-  });
+  // A reset with no FIN before it. Deno's own close() sends a FIN first (and
+  // after a FIN a refused write only means the server wanted no more), so
+  // the server is Node, whose resetAndDestroy() sends the reset alone.
+  const port = freePort();
+  await using _node = await foreign("node", [
+    "-e",
+    `const server = require("node:net").createServer((socket) => {
+      socket.once("data", () => socket.resetAndDestroy());
+    });
+    server.listen(${port}, "127.0.0.1", () => console.error("ready"));`,
+  ], /ready/);
   const { code, stderr } = await run(
-    ["-p", `${listener.addr.port}`],
+    ["-p", `${port}`],
     concat([...noise(64, 65536, 5)]),
   );
-  await served;
   assert.equal(code, 1, stderr);
   assert.match(
     stderr,
     new RegExp(
-      `^error: Lost the connection to 127\\.0\\.0\\.1:${listener.addr.port} after \\d+ bytes sent and 0 received: .+\\n$`,
+      `^error: Lost the connection to 127\\.0\\.0\\.1:${port} after \\d+ bytes sent and 0 received: .+\\n$`,
     ),
   );
 });

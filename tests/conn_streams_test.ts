@@ -148,11 +148,11 @@ Deno.test("ConnStreams fails the writable and closed when the peer resets", asyn
   const server = new ConnStreams(p.server);
   const writer = server.writable.getWriter();
   await writer.write(encoder.encode("unread"));
-  // Closing a socket with unread data sends a reset instead of a FIN.
+  // Deno's close() sends a FIN (shutdown(SHUT_WR)) and then, as the socket
+  // has unread data, the kernel sends a reset.
   assert.equal(await p.client.read(new Uint8Array(1)), 1);
   p.client.close();
-  // Deno reports a reset on read as the end of the stream; the next write
-  // is the one that fails.
+  // The FIN ends the stream; the reset fails the next write.
   assert.equal((await server.readable.getReader().read()).done, true);
   // A small write is buffered; its failure errors the writable, so the
   // writer sees it (on `closed` and on the next write), never lost.

@@ -413,7 +413,8 @@ Deno.test("Connection reports a peer's reset to the writer and to closed, never 
   const [client, server] = await tcpPair();
   await using a = new Connection(client);
   const b = new Connection(server);
-  // Closing a socket with unread data sends a reset instead of a FIN.
+  // Closing a socket with unread data makes the kernel send a reset (after
+  // the FIN Deno's close() sends): b's writes fail.
   await b.write(encoder.encode("unread"));
   await a.reader().peek(1);
   a.close();

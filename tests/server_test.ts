@@ -237,9 +237,10 @@ Deno.test("serve() returns every byte of a multi-megabyte upper-case answer afte
 Deno.test("serve() isolates clients that reset mid-stream", async () => {
   const mib = new Uint8Array(1024 * 1024).fill(0x61);
   const cases: [string, (connection: Connection) => ReturnType<Handler>][] = [
-    // Deno reports a reset that arrives during a read as an end of input, so
-    // only a server busy writing is sure to see it: these two write more
-    // than the socket buffers hold.
+    // Deno's close() sends a FIN before the kernel's reset, so a server
+    // that is reading sees an end of input; only a server busy writing is
+    // sure to see the reset: these two write more than the socket buffers
+    // hold.
     ["an amplifying service", () =>
       new TransformStream({
         transform(_chunk, controller) {
@@ -268,7 +269,8 @@ Deno.test("serve() isolates clients that reset mid-stream", async () => {
     const bad = await Deno.connect(tcp(server.addr));
     await writeAll(bad, mib);
     await bad.read(new Uint8Array(1));
-    // Closing with unread data makes the kernel send a reset.
+    // Closing with unread data makes the kernel send a reset (after the
+    // FIN Deno's close() sends).
     bad.close();
     const closed = await log.next();
     if (name !== "the echo service") {
