@@ -15,8 +15,6 @@
 
 import type { ConnectionOptions } from "./connection.ts";
 
-// A re-export, not a constant: connection.ts and framing.ts import each
-// other, and a live binding is safe in such a cycle.
 export {
   /**
    * The 0.1 name of {@linkcode Connection}.

@@ -45,7 +45,7 @@
  * @module
  */
 
-import { FrameTooLargeError, TruncatedFrameError } from "./framing.ts";
+import { FrameTooLargeError, TruncatedFrameError } from "./_errors.ts";
 import { pump, type PumpIO } from "./_pump.ts";
 
 /**
