@@ -17,9 +17,9 @@
  * - `TCP_NODELAY` is on by default; `keepAlive` on request.
  * - {@linkcode Connection.prototype.reader} is a pull reader: read exactly
  *   n bytes, read until a delimiter, peek, release with the unread bytes.
- * - {@linkcode Connection.prototype.serve} runs a service (any
- *   `TransformStream`) over the connection; a `SyncTransformStream` runs
- *   inside the read loop with no stream hop.
+ * - {@linkcode Connection.prototype.serve} runs a service (anything
+ *   `pipeThrough()` takes) over the connection; a `SyncTransformStream`
+ *   runs inside the read loop with no stream hop.
  * - Read buffers start at 1 KiB, grow while reads fill them (to 1 MiB) and
  *   shrink again when the traffic does, so an idle connection costs little.
  *
@@ -45,228 +45,39 @@
  * @module
  */
 
-import { FrameTooLargeError, TruncatedFrameError } from "./_errors.ts";
-import { pump, type PumpIO } from "./_pump.ts";
+import { describeType, MAX_BUFFER_SIZE } from "./_defaults.ts";
+import { pump } from "./_connection/engine.ts";
+import type {
+  ConnectionOptions,
+  ConnectionState,
+} from "./_connection/options.ts";
+import { concat } from "./_connection/bytes.ts";
+import { type BytePort, registerBytePort } from "./_connection/byte_port.ts";
+import {
+  type ConnectionReader,
+  PullReader,
+  type ReaderIO,
+} from "./_connection/pull_reader.ts";
+import {
+  ConnectionReadable,
+  noop,
+  type PipingSource,
+} from "./_connection/readable.ts";
 
-/**
- * Where a connection stands: both directions open, the peer has finished
- * sending (`"read-closed"`), we have sent our FIN (`"write-closed"`), or the
- * connection is closed.
- *
- * @example Watch a connection half-close, then close
- * ```ts
- * import { Connection, type ConnectionState } from "@x/sock/connection";
- * import assert from "node:assert/strict";
- *
- * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
- * const client = Deno.connect({
- *   hostname: "127.0.0.1",
- *   port: listener.addr.port,
- * });
- * await using server = new Connection(await listener.accept());
- * await using peer = new Connection(await client);
- * const states: ConnectionState[] = [server.state];
- * await server.closeWrite();
- * states.push(server.state);
- * await peer.closeWrite();
- * await new Response(server.readable).arrayBuffer();
- * states.push(server.state);
- * assert.deepEqual(states, ["open", "write-closed", "closed"]);
- * ```
- */
-export type ConnectionState =
-  | "open"
-  | "read-closed"
-  | "write-closed"
-  | "closed";
-
-/**
- * Options for {@linkcode Connection}.
- *
- * @example Keep-alive on, Nagle left on, small reads
- * ```ts
- * import { Connection, type ConnectionOptions } from "@x/sock/connection";
- *
- * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
- * const options: ConnectionOptions = {
- *   keepAlive: true,
- *   noDelay: false,
- *   maxReadSize: 16384,
- *   writeBufferSize: 8192,
- * };
- * using connection = new Connection(
- *   await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
- *   options,
- * );
- * (await listener.accept()).close();
- * ```
- */
-export interface ConnectionOptions {
-  /**
-   * A number for logs; `serve()` numbers its connections from 1.
-   *
-   * @default {a process-wide sequence number from 1}
-   */
-  id?: number;
-  /**
-   * Sets `TCP_NODELAY`: small writes leave at once instead of waiting for
-   * the peer's ACK (Nagle's algorithm). Ignored for connections that are not
-   * TCP, and for `Deno.TlsConn`, which (as of Deno 2.9) cannot set it: set
-   * it on the TCP connection before `Deno.startTls()`, as `connect()` does.
-   *
-   * @default {true}
-   */
-  noDelay?: boolean;
-  /**
-   * Sets `SO_KEEPALIVE`, so that a peer that vanished is noticed.
-   * Ignored for connections that are not TCP.
-   *
-   * @default {false}
-   */
-  keepAlive?: boolean;
-  /**
-   * Aborting it closes the connection at once; the streams error with the
-   * signal's reason.
-   *
-   * @default {undefined}
-   */
-  signal?: AbortSignal;
-  /**
-   * The largest read, in bytes. Reads start at 1 KiB and grow fourfold
-   * while they fill their buffer, up to this.
-   *
-   * @default {1048576}
-   */
-  maxReadSize?: number;
-  /**
-   * The 0.1 name of {@linkcode ConnectionOptions.maxReadSize}.
-   *
-   * @deprecated Use `maxReadSize`.
-   */
-  readSize?: number;
-  /**
-   * The bound of the write buffer, in bytes: writes smaller than a quarter
-   * of it are copied into it and resolve at once, so that writes issued back
-   * to back leave in one system call; a write that does not fit waits until
-   * the buffer has been sent. Larger writes are sent directly, without a
-   * copy, and resolve once sent.
-   *
-   * @default {65536}
-   */
-  writeBufferSize?: number;
-}
-
-/**
- * Options for {@linkcode ConnectionReader.prototype.readUntil}.
- *
- * @example Refuse a line longer than 8 bytes
- * ```ts
- * import { Connection } from "@x/sock/connection";
- * import { FrameTooLargeError } from "@x/sock/framing";
- * import assert from "node:assert/strict";
- *
- * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
- * const client = Deno.connect({
- *   hostname: "127.0.0.1",
- *   port: listener.addr.port,
- * });
- * await using server = new Connection(await listener.accept());
- * await using peer = new Connection(await client);
- * await peer.write(new TextEncoder().encode("far too long a line\n"));
- * const reader = server.reader();
- * await assert.rejects(
- *   reader.readUntil("\n", { limit: 8 }),
- *   FrameTooLargeError,
- * );
- * ```
- */
-export interface ReadUntilOptions {
-  /**
-   * The most bytes to read before the delimiter; beyond it the read fails
-   * with a `FrameTooLargeError` and the bytes read so far stay unread.
-   *
-   * @default {65536}
-   */
-  limit?: number;
-}
+export type {
+  ConnectionOptions,
+  ConnectionState,
+  ReadUntilOptions,
+} from "./_connection/options.ts";
+export type { ConnectionReader } from "./_connection/pull_reader.ts";
 
 const MIN_READ = 1024;
 /** A free tail shorter than this is not worth a read of its own. */
 const CARVE_MIN = 256;
 const DEFAULT_MAX_READ = 1 << 20;
 const DEFAULT_WRITE_BUFFER = 65536;
-const DEFAULT_READ_UNTIL_LIMIT = 65536;
-/** Shared by every pull reader with nothing buffered: it is never written. */
-const EMPTY = new Uint8Array(0);
 
 let nextId = 1;
-
-/** What the pull reader needs of a connection: the engine's, and a way out. */
-interface ReaderIO extends PumpIO {
-  /** Gives the read side back. */
-  release(): void;
-}
-
-/** The underlying source of a connection's `readable`. */
-interface PipingSource extends UnderlyingByteSource {
-  /**
-   * Feeds `destination` from the socket: the pipe's promise, or undefined
-   * when the generic pipe must do it.
-   */
-  pipe(
-    destination: unknown,
-    options: StreamPipeOptions | undefined,
-  ): Promise<void> | undefined;
-}
-
-function noop(): void {}
-
-/**
- * `ReadableStream`'s byte-source constructor, which TypeScript does not
- * offer a subclass's `super()` by itself.
- */
-const ByteStream = ReadableStream as new (
-  source: UnderlyingByteSource,
-  strategy?: { highWaterMark?: number },
-) => ReadableStream<Uint8Array>;
-
-/**
- * A connection's `readable`: a byte stream whose `pipeTo()` and
- * `pipeThrough()` let the connection feed the destination straight from
- * the socket, as the engine does, rather than through a generic pipe (fewer
- * promises per chunk, no copy, and about 3 KiB less per connection). The
- * outcome is a pipe's; everything else is `ReadableStream`'s.
- */
-class ConnectionReadable extends ByteStream {
-  #source: PipingSource;
-
-  constructor(source: PipingSource) {
-    super(source, { highWaterMark: 0 });
-    this.#source = source;
-  }
-
-  override pipeTo(
-    destination: WritableStream<Uint8Array>,
-    options?: StreamPipeOptions,
-  ): Promise<void> {
-    return this.#source.pipe(destination, options) ??
-      super.pipeTo(destination, options);
-  }
-
-  override pipeThrough<T>(
-    transform: ReadableWritablePair<T, Uint8Array>,
-    options?: StreamPipeOptions,
-  ): ReadableStream<T> {
-    if (transform?.readable instanceof ReadableStream) {
-      const piping = this.#source.pipe(transform.writable, options);
-      if (piping) {
-        piping.catch(noop); // as pipeThrough() does: the streams tell
-        return transform.readable;
-      }
-    }
-    return super.pipeThrough(transform, options);
-  }
-}
 
 /** Bytes waiting to be sent: a copy buffer, or a caller's large chunk. */
 interface Segment {
@@ -284,12 +95,6 @@ interface Waiter extends PromiseWithResolvers<void> {
   owned: boolean;
 }
 
-function describeType(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value !== "object") return typeof value;
-  return value.constructor?.name ?? "object";
-}
-
 function checkChunk(chunk: unknown): asserts chunk is Uint8Array {
   if (!(chunk instanceof Uint8Array)) {
     throw new TypeError(
@@ -301,11 +106,9 @@ function checkChunk(chunk: unknown): asserts chunk is Uint8Array {
 }
 
 function checkSize(name: string, value: number, min: number): number {
-  if (!Number.isInteger(value) || value < min || value > 2 ** 30) {
+  if (!Number.isInteger(value) || value < min || value > MAX_BUFFER_SIZE) {
     throw new RangeError(
-      `Cannot create connection as ${name} must be an integer from ${min} to ${
-        2 ** 30
-      }: current value is ${value}`,
+      `Cannot create connection as ${name} must be an integer from ${min} to ${MAX_BUFFER_SIZE}: current value is ${value}`,
     );
   }
   return value;
@@ -384,7 +187,7 @@ export class Connection implements Disposable, AsyncDisposable {
   #bytesWritten = 0;
 
   // Reading.
-  #owner: "readable" | "reader" | "engine" | undefined;
+  #owner: "readable" | "reader" | "engine" | "framed" | undefined;
   #readable?: ReadableStream<Uint8Array>;
   #readController?: ReadableByteStreamController;
   /** A pull of `readable` is reading the socket. */
@@ -412,6 +215,8 @@ export class Connection implements Disposable, AsyncDisposable {
   #writeError: unknown = undefined;
   #writeFailed = false;
   #closingWrite?: Promise<void>;
+  /** framed() holds small writes back while it hands out one read's messages. */
+  #corked = false;
 
   /**
    * Wraps a connection. From here on, only this object may touch it.
@@ -610,13 +415,64 @@ export class Connection implements Disposable, AsyncDisposable {
       (!copy || this.#buffered + chunk.length <= this.#writeBufferSize)
     ) {
       const done = this.#admit(chunk, owned);
-      if (this.#direct === undefined) this.#flushing ??= this.#flush();
-      return done;
+      this.#kick(!copy);
+      return done ?? Promise.resolve();
     }
-    // Wait in line, so that writes leave in the order they were made.
+    return this.#wait(chunk, owned);
+  }
+
+  /** Waits in line, so that writes leave in the order they were made. */
+  #wait(chunk: Uint8Array, owned: boolean): Promise<void> {
     const waiter = { chunk, owned, ...Promise.withResolvers<void>() };
     this.#waiters.push(waiter);
+    this.#kick(true);
     return waiter.promise;
+  }
+
+  /**
+   * Starts sending unless a send is under way; while corked, only when
+   * `force`d (a write that must wait for the socket) or the buffer is full.
+   */
+  #kick(force: boolean): void {
+    if (
+      this.#direct === undefined &&
+      (!this.#corked || force || this.#buffered >= this.#writeBufferSize)
+    ) this.#flushing ??= this.#flush();
+  }
+
+  /**
+   * framed()'s write: as `#write`, but `undefined` instead of a resolved
+   * promise when the bytes were copied into the buffer, and it throws
+   * instead of rejecting.
+   */
+  #writeNow(chunk: Uint8Array): Promise<void> | undefined {
+    checkChunk(chunk);
+    this.#checkWritable();
+    if (chunk.length === 0) return undefined;
+    const copy = chunk.length < this.#directWrite;
+    if (
+      this.#waiters.length === 0 &&
+      (!copy || this.#buffered + chunk.length <= this.#writeBufferSize)
+    ) {
+      const done = this.#admit(chunk, false);
+      this.#kick(!copy);
+      return done;
+    }
+    return this.#wait(chunk, false);
+  }
+
+  /** `undefined` while the write buffer has room, or a promise of room. */
+  #room(): Promise<void> | undefined {
+    if (this.#buffered < this.#writeBufferSize && this.#waiters.length === 0) {
+      return undefined;
+    }
+    this.#kick(true);
+    return this.#flushing?.then(noop, noop);
+  }
+
+  #uncork(): void {
+    this.#corked = false;
+    if (this.#segments.length > 0) this.#kick(true);
   }
 
   /**
@@ -671,10 +527,15 @@ export class Connection implements Disposable, AsyncDisposable {
    * Runs `service` over the connection: what the peer sends goes into it,
    * what it emits goes back, and once it has flushed after the peer's FIN
    * our FIN follows. A {@linkcode SyncTransformStream} whose streams are
-   * unlocked runs inside the read loop, with no stream hop; any other
-   * `TransformStream` is piped.
+   * unlocked runs inside the read loop, with no stream hop (in the
+   * connection's reused read buffer when its transformer's
+   * {@linkcode SyncTransformer.input} allows); anything else
+   * `pipeThrough()` takes (a `TransformStream`, a `CompressionStream`, a
+   * `{ readable, writable }` pair) is piped.
    *
    * @param service The per-connection behaviour.
+   * @throws {TypeError} (as a rejection) `service` is not a readable and
+   * writable pair of streams, or the read side is taken.
    * @returns Resolves when both directions have ended and the connection is
    * closed; rejects with the first error, of the service or of the network,
    * after closing the connection.
@@ -698,7 +559,7 @@ export class Connection implements Disposable, AsyncDisposable {
    * await served;
    * ```
    */
-  serve(service: TransformStream<Uint8Array, Uint8Array>): Promise<void> {
+  serve(service: ReadableWritablePair<Uint8Array, Uint8Array>): Promise<void> {
     try {
       this.#take("engine");
     } catch (error) {
@@ -752,7 +613,7 @@ export class Connection implements Disposable, AsyncDisposable {
   // -------------------------------------------------------------------------
   // Reading
 
-  #take(owner: "readable" | "reader" | "engine"): void {
+  #take(owner: "readable" | "reader" | "engine" | "framed"): void {
     if (this.#owner !== undefined) {
       throw new TypeError(
         `Cannot use the connection's read side for ${owner} as ${this.#owner} holds it`,
@@ -1064,7 +925,7 @@ export class Connection implements Disposable, AsyncDisposable {
    * resolves now either way); a large one is queued as it is, and its
    * promise resolves once it has been sent.
    */
-  #admit(chunk: Uint8Array, owned: boolean): Promise<void> {
+  #admit(chunk: Uint8Array, owned: boolean): Promise<void> | undefined {
     if (chunk.length >= this.#directWrite) {
       const done = Promise.withResolvers<void>();
       this.#segments.push({ data: chunk, length: chunk.length, done });
@@ -1098,7 +959,7 @@ export class Connection implements Disposable, AsyncDisposable {
       );
     }
     this.#buffered += chunk.length;
-    return Promise.resolve();
+    return undefined;
   }
 
   /** Lets waiting writes in, in order, while there is room. */
@@ -1111,10 +972,9 @@ export class Connection implements Disposable, AsyncDisposable {
         this.#buffered + waiter.chunk.length > this.#writeBufferSize
       ) return;
       this.#waiters.shift();
-      this.#admit(waiter.chunk, waiter.owned).then(
-        waiter.resolve,
-        waiter.reject,
-      );
+      const done = this.#admit(waiter.chunk, waiter.owned);
+      if (done) done.then(waiter.resolve, waiter.reject);
+      else waiter.resolve();
     }
   }
 
@@ -1180,6 +1040,7 @@ export class Connection implements Disposable, AsyncDisposable {
 
   /** Waits until nothing is queued, waiting or being sent. */
   async #drainWrites(): Promise<void> {
+    this.#uncork();
     while (this.#flushing || this.#direct) {
       await (this.#flushing ?? this.#direct)!.catch(() => {});
     }
@@ -1358,6 +1219,61 @@ export class Connection implements Disposable, AsyncDisposable {
     }
   };
 
+  /** framed()'s way in: see `_connection/byte_port.ts`. */
+  static readonly #Port = class implements BytePort {
+    readonly #c: Connection;
+
+    constructor(connection: Connection) {
+      this.#c = connection;
+    }
+
+    get closed(): Promise<void> {
+      return this.#c.closed;
+    }
+
+    take(): void {
+      this.#c.#take("framed");
+    }
+
+    read(): Promise<Uint8Array | null> {
+      return this.#c.#readOwned();
+    }
+
+    cancel(): void {
+      this.#c.#endRead();
+    }
+
+    write(bytes: Uint8Array): Promise<void> | undefined {
+      return this.#c.#writeNow(bytes);
+    }
+
+    room(): Promise<void> | undefined {
+      return this.#c.#room();
+    }
+
+    cork(): void {
+      this.#c.#corked = true;
+    }
+
+    uncork(): void {
+      this.#c.#uncork();
+    }
+
+    closeWrite(): Promise<void> {
+      return this.#c.closeWrite();
+    }
+
+    close(reason?: unknown): void {
+      this.#c.close(reason);
+    }
+  };
+
+  static {
+    registerBytePort((connection) =>
+      new Connection.#Port(connection as Connection)
+    );
+  }
+
   /** Closes the connection once both directions are done. */
   #settle(): void {
     if (this.#readDone && this.#writeDone && !this.#connClosed) {
@@ -1396,312 +1312,5 @@ export class Connection implements Disposable, AsyncDisposable {
     try {
       this.#conn.close();
     } catch { /* closed by someone else already */ }
-  }
-}
-
-function concat(parts: Uint8Array[], length?: number): Uint8Array {
-  length ??= parts.reduce((sum, part) => sum + part.length, 0);
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
-function indexOf(
-  haystack: Uint8Array,
-  needle: Uint8Array,
-  from: number,
-): number {
-  const first = needle[0];
-  const last = haystack.length - needle.length;
-  for (let i = haystack.indexOf(first, from); i !== -1 && i <= last;) {
-    let j = 1;
-    while (j < needle.length && haystack[i + j] === needle[j]) j++;
-    if (j === needle.length) return i;
-    i = haystack.indexOf(first, i + 1);
-  }
-  return -1;
-}
-
-/**
- * A pull reader over a {@linkcode Connection}'s read side, from
- * {@linkcode Connection.prototype.reader}: what protocol drivers write by
- * hand (read a header of n bytes, a line up to CRLF, peek at a magic
- * number). Bytes it has read but not handed out stay in it, and go back to
- * the connection on {@linkcode ConnectionReader.prototype.releaseLock}.
- *
- * @example Read a CRLF-terminated command, then a fixed-size payload
- * ```ts
- * import { Connection } from "@x/sock/connection";
- * import assert from "node:assert/strict";
- *
- * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
- * const client = Deno.connect({
- *   hostname: "127.0.0.1",
- *   port: listener.addr.port,
- * });
- * await using server = new Connection(await listener.accept());
- * await using peer = new Connection(await client);
- * await peer.write(new TextEncoder().encode("SET 5\r\nhello"));
- * await peer.closeWrite();
- *
- * const reader = server.reader();
- * const command = await reader.readUntil("\r\n");
- * assert.equal(new TextDecoder().decode(command!), "SET 5");
- * const value = await reader.readExactly(5);
- * assert.equal(new TextDecoder().decode(value), "hello");
- * assert.equal(await reader.read(), null); // the peer's FIN
- * ```
- */
-export interface ConnectionReader {
-  /**
-   * The next bytes: what is buffered, or else what the next read brings.
-   *
-   * @returns The bytes, or `null` at the peer's FIN.
-   */
-  read(): Promise<Uint8Array | null>;
-  /**
-   * Reads exactly `n` bytes. The buffer grows as bytes arrive, never to `n`
-   * up front, so an untrusted length costs only what the peer really sends.
-   *
-   * @param n How many bytes.
-   * @returns The bytes.
-   * @throws {TruncatedFrameError} The peer finished sending first; the
-   * bytes received stay unread.
-   */
-  readExactly(n: number): Promise<Uint8Array>;
-  /**
-   * Reads up to the next `delimiter` and consumes it.
-   *
-   * @param delimiter The bytes that end a message; a string is encoded as
-   * UTF-8.
-   * @param options The limit.
-   * @returns The bytes before the delimiter, or `null` at the peer's FIN
-   * when nothing is left.
-   * @throws {FrameTooLargeError} No delimiter within `limit` bytes; they
-   * stay unread.
-   * @throws {TruncatedFrameError} The peer finished sending in the middle of
-   * a message; its bytes stay unread.
-   */
-  readUntil(
-    delimiter: Uint8Array | string,
-    options?: ReadUntilOptions,
-  ): Promise<Uint8Array | null>;
-  /**
-   * Looks at the next `n` bytes without consuming them.
-   *
-   * @param n How many bytes.
-   * @returns `n` bytes, or fewer only when the peer finished sending first.
-   */
-  peek(n: number): Promise<Uint8Array>;
-  /**
-   * Gives the read side back to the connection. The bytes this reader had
-   * read but not handed out go first to whoever reads next (`readable`, a
-   * new reader, `serve()`).
-   *
-   * @returns A copy of those unread bytes, for code that hands the
-   * connection on (such as after a protocol upgrade).
-   * @throws {TypeError} A read is still pending.
-   */
-  releaseLock(): Uint8Array;
-}
-
-/** The implementation of {@linkcode ConnectionReader}. */
-class PullReader implements ConnectionReader {
-  #io: ReaderIO;
-  #buffer: Uint8Array = EMPTY;
-  #released = false;
-  #busy = false;
-
-  constructor(io: ReaderIO) {
-    this.#io = io;
-  }
-
-  /**
-   * The next bytes: what is buffered, or else what the next read brings.
-   *
-   * @returns The bytes, or `null` at the peer's FIN.
-   */
-  read(): Promise<Uint8Array | null> {
-    if (!this.#released && !this.#busy && this.#buffer.length === 0) {
-      // The common case, without the bookkeeping's extra promises.
-      this.#busy = true;
-      return this.#io.read(true).then((chunk) => {
-        this.#busy = false;
-        return chunk;
-      }, (error) => {
-        this.#busy = false;
-        throw error;
-      });
-    }
-    return this.#run(async () => {
-      if (this.#buffer.length > 0) {
-        const out = this.#buffer;
-        this.#buffer = EMPTY;
-        return out;
-      }
-      return await this.#io.read(true);
-    });
-  }
-
-  /**
-   * Reads exactly `n` bytes. The buffer grows as bytes arrive, never to `n`
-   * up front, so an untrusted length costs only what the peer really sends.
-   *
-   * @param n How many bytes.
-   * @returns The bytes.
-   * @throws {TruncatedFrameError} The peer finished sending first; the
-   * bytes received stay unread.
-   */
-  readExactly(n: number): Promise<Uint8Array> {
-    if (!Number.isInteger(n) || n < 0) {
-      return Promise.reject(
-        new RangeError(
-          `Cannot read exactly n bytes as n must be a non-negative integer: current value is ${n}`,
-        ),
-      );
-    }
-    return this.#run(async () => {
-      if (!(await this.#fill(n))) {
-        throw new TruncatedFrameError(this.#buffer.length, n);
-      }
-      return this.#take(n, 0);
-    });
-  }
-
-  /**
-   * Reads up to the next `delimiter` and consumes it.
-   *
-   * @param delimiter The bytes that end a message; a string is encoded as
-   * UTF-8.
-   * @param options The limit.
-   * @returns The bytes before the delimiter, or `null` at the peer's FIN
-   * when nothing is left.
-   * @throws {FrameTooLargeError} No delimiter within `limit` bytes; they
-   * stay unread.
-   * @throws {TruncatedFrameError} The peer finished sending in the middle of
-   * a message; its bytes stay unread.
-   */
-  readUntil(
-    delimiter: Uint8Array | string,
-    options: ReadUntilOptions = {},
-  ): Promise<Uint8Array | null> {
-    const needle = typeof delimiter === "string"
-      ? new TextEncoder().encode(delimiter)
-      : delimiter;
-    const { limit = DEFAULT_READ_UNTIL_LIMIT } = options;
-    if (!(needle instanceof Uint8Array) || needle.length === 0) {
-      return Promise.reject(
-        new TypeError(
-          `Cannot read until a delimiter as it must be a non-empty string or Uint8Array: current value is ${
-            describeType(delimiter)
-          }`,
-        ),
-      );
-    }
-    return this.#run(async () => {
-      let from = 0;
-      while (true) {
-        const at = indexOf(this.#buffer, needle, from);
-        if (at !== -1 && at <= limit) return this.#take(at, needle.length);
-        if (this.#buffer.length - needle.length >= limit) {
-          throw new FrameTooLargeError(
-            `Cannot read until the delimiter as the message must be <= ${limit} bytes: current length is over ${limit} bytes`,
-            this.#buffer.length,
-            limit,
-          );
-        }
-        from = Math.max(0, this.#buffer.length - needle.length + 1);
-        if (!(await this.#more())) {
-          if (this.#buffer.length === 0) return null;
-          throw new TruncatedFrameError(
-            this.#buffer.length,
-            this.#buffer.length + needle.length,
-          );
-        }
-      }
-    });
-  }
-
-  /**
-   * Looks at the next `n` bytes without consuming them.
-   *
-   * @param n How many bytes.
-   * @returns `n` bytes, or fewer only when the peer finished sending first.
-   */
-  peek(n: number): Promise<Uint8Array> {
-    return this.#run(async () => {
-      await this.#fill(n);
-      return this.#buffer.slice(0, Math.min(n, this.#buffer.length));
-    });
-  }
-
-  /**
-   * Gives the read side back to the connection. The bytes this reader had
-   * read but not handed out go first to whoever reads next (`readable`, a
-   * new reader, `serve()`).
-   *
-   * @returns A copy of those unread bytes, for code that hands the
-   * connection on (such as after a protocol upgrade).
-   * @throws {TypeError} A read is still pending.
-   */
-  releaseLock(): Uint8Array {
-    if (this.#released) return new Uint8Array(0);
-    if (this.#busy) {
-      throw new TypeError(
-        "Cannot release the reader as a read is pending: await it first",
-      );
-    }
-    this.#released = true;
-    const unread = this.#buffer.slice();
-    this.#io.unread(this.#buffer);
-    this.#buffer = EMPTY;
-    this.#io.release();
-    return unread;
-  }
-
-  async #run<T>(work: () => Promise<T>): Promise<T> {
-    if (this.#released) {
-      throw new TypeError("Cannot read as the reader has been released");
-    }
-    if (this.#busy) {
-      throw new TypeError(
-        "Cannot read as another read is pending on this reader: await it first",
-      );
-    }
-    this.#busy = true;
-    try {
-      return await work();
-    } finally {
-      this.#busy = false;
-    }
-  }
-
-  /** Reads once more into the buffer; false at EOF. */
-  async #more(): Promise<boolean> {
-    const chunk = await this.#io.read(true);
-    if (chunk === null) return false;
-    this.#buffer = this.#buffer.length === 0
-      ? chunk
-      : concat([this.#buffer, chunk]);
-    return true;
-  }
-
-  /** Reads until `n` bytes are buffered; false if EOF came first. */
-  async #fill(n: number): Promise<boolean> {
-    while (this.#buffer.length < n) {
-      if (!(await this.#more())) return false;
-    }
-    return true;
-  }
-
-  /** Hands out `n` bytes and drops `skip` more. */
-  #take(n: number, skip: number): Uint8Array {
-    const out = this.#buffer.subarray(0, n);
-    this.#buffer = this.#buffer.subarray(n + skip);
-    return out;
   }
 }

@@ -42,10 +42,13 @@
  *
  * - `transform` is called once per chunk and hands its output to `emit`,
  *   zero or more times, before it returns.
- * - `chunk` may be a view of a buffer the caller reuses once `transform`
- *   returns: keep nothing of it (copy what must outlive the call, such as
- *   the partial message at the end of a chunk). Emitted chunks may be views
- *   of `chunk`; they are consumed (written or copied) before the next call.
+ * - `chunk` is the transformer's to keep, unless it declares
+ *   {@linkcode SyncTransformer.input} `"borrow"` or `"overwrite"`: then it
+ *   may be a view of a buffer the caller reuses once `transform` returns,
+ *   and the transformer keeps nothing of it (it copies what must outlive
+ *   the call, such as the partial message at the end of a chunk). Emitted
+ *   chunks may be views of `chunk`; they are consumed (written or copied)
+ *   before the next call.
  * - `flush` is called once after the last chunk, for trailing output.
  * - Throwing errors the stream (or, in the engine, ends the connection and
  *   reports the error as the service's). The engine still sends what the
@@ -79,9 +82,49 @@
  */
 export interface SyncTransformer<I, O> {
   /**
+   * What `transform` does with the chunks it is handed, so that a caller
+   * may lend it memory it reuses:
+   *
+   * - `"keep"`: it may keep a chunk (or views of it) after the call. A
+   *   connection's engine hands it memory that nobody reuses.
+   * - `"borrow"`: it keeps nothing of a chunk past the call and does not
+   *   modify it. The engine hands it a view of its reused read buffer.
+   * - `"overwrite"`: as `"borrow"`, and it may also modify the chunk, to
+   *   work in place and emit views of it (upper-casing, masking, XOR). The
+   *   engine hands it its reused read buffer and writes the result straight
+   *   from there, with no allocation per read; as a web stream,
+   *   {@linkcode SyncTransformStream} hands it a copy of each chunk, which
+   *   belongs to whoever wrote it.
+   *
+   * @default {"keep"}
+   * @experimental
+   *
+   * @example XOR every byte in place, as a service
+   * ```ts
+   * import { SyncTransformStream } from "@x/sock/sync-transform";
+   * import assert from "node:assert/strict";
+   *
+   * const xor = new SyncTransformStream<Uint8Array, Uint8Array>({
+   *   input: "overwrite",
+   *   transform(chunk, emit) {
+   *     for (let i = 0; i < chunk.length; i++) chunk[i] ^= 0xff;
+   *     emit(chunk);
+   *   },
+   * });
+   * const mine = new Uint8Array([0, 1]);
+   * const out = await Array.fromAsync(
+   *   ReadableStream.from([mine]).pipeThrough(xor),
+   * );
+   * assert.deepEqual(out, [new Uint8Array([0xff, 0xfe])]);
+   * assert.deepEqual(mine, new Uint8Array([0, 1])); // a stream's input is copied
+   * ```
+   */
+  readonly input?: "keep" | "borrow" | "overwrite";
+  /**
    * Transforms one chunk.
    *
-   * @param chunk The input; valid only until this call returns.
+   * @param chunk The input; with {@linkcode SyncTransformer.input}
+   * `"borrow"` or `"overwrite"`, valid only until this call returns.
    * @param emit Hands one chunk of output on.
    */
   transform(chunk: I, emit: (chunk: O) => void): void;
@@ -148,9 +191,15 @@ export class SyncTransformStream<I, O> extends TransformStream<I, O> {
           ?.transform}`,
       );
     }
+    // A web stream's chunk belongs to whoever wrote it: a transformer that
+    // overwrites its input works on a copy.
+    const copy = transformer.input === "overwrite";
     super({
       transform: (chunk, controller) =>
-        transformer.transform(chunk, (out) => controller.enqueue(out)),
+        transformer.transform(
+          copy && chunk instanceof Uint8Array ? chunk.slice() as I : chunk,
+          (out) => controller.enqueue(out),
+        ),
       flush: transformer.flush
         ? (controller) => transformer.flush!((out) => controller.enqueue(out))
         : undefined,
@@ -170,7 +219,9 @@ export class SyncTransformStream<I, O> extends TransformStream<I, O> {
  * @param first The first stage.
  * @param second The second stage.
  * @returns One transformer doing both; its `flush` flushes `first` into
- * `second`, then `second`.
+ * `second`, then `second`. It borrows its input (its
+ * {@linkcode SyncTransformer.input}) as `first` does when both stages
+ * borrow or overwrite theirs, and keeps it otherwise.
  *
  * @example Decode, answer and encode in one call per chunk
  * ```ts
@@ -193,12 +244,29 @@ export function chain<A, B, C>(
   first: SyncTransformer<A, B>,
   second: SyncTransformer<B, C>,
 ): SyncTransformer<A, C> {
+  // `second` is handed what `first` emits, which may be views of the
+  // chunk: the chain may borrow its input only if both stages may. A second
+  // stage that overwrites its input gets a copy, as what `first` emits may
+  // be anybody's (a constant answer, say).
+  const overwrite = second.input === "overwrite";
+  const pass = overwrite
+    ? (middle: B, emit: (chunk: C) => void) =>
+      second.transform(
+        middle instanceof Uint8Array ? middle.slice() as B : middle,
+        emit,
+      )
+    : (middle: B, emit: (chunk: C) => void) => second.transform(middle, emit);
+  const input = first.input === undefined || first.input === "keep" ||
+      second.input === undefined || second.input === "keep"
+    ? "keep"
+    : first.input;
   return {
+    input,
     transform(chunk, emit) {
-      first.transform(chunk, (middle) => second.transform(middle, emit));
+      first.transform(chunk, (middle) => pass(middle, emit));
     },
     flush(emit) {
-      first.flush?.((middle) => second.transform(middle, emit));
+      first.flush?.((middle) => pass(middle, emit));
       second.flush?.(emit);
     },
   };

@@ -6,7 +6,7 @@ import {
   ClientConnection,
   connect,
   ConnectError,
-  describe,
+  describeError as describe,
   exchange,
 } from "../client.ts";
 import { Connection } from "../connection.ts";

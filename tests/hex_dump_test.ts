@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fileSink, formatHexDump, HexDump } from "../_hex_dump.ts";
+import { fileSink, formatHexDump, HexDump } from "../_cli/hex_dump.ts";
 import { Connection } from "../connection.ts";
 import { serve } from "../server.ts";
 import { upperCase, UpperCaseStream } from "../services.ts";

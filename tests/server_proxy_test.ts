@@ -5,13 +5,13 @@ import {
   parseProxyV2,
   PROXY_V2_SIGNATURE,
   readProxyHeader,
-} from "../_proxy.ts";
+} from "../_server/proxy.ts";
 import {
   AddressList,
   formatIpv6,
   parseIp,
   parseIpv6,
-} from "../_address_list.ts";
+} from "../_server/address_list.ts";
 import {
   type ConnectionInfo,
   type ConnectionStats,

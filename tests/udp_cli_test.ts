@@ -1,5 +1,5 @@
 /**
- * The `--udp` mode of the programs (`_udp_cli.ts`), run as subprocesses
+ * The `--udp` mode of the programs (`_cli/udp.ts`), run as subprocesses
  * through a small entry script, against our library, against each other
  * and against socat where it is installed.
  */

@@ -1,12 +1,12 @@
 /**
- * A test entry for `_udp_cli.ts`, independent of the programs' flag
+ * A test entry for `_cli/udp.ts`, independent of the programs' flag
  * parsing: `udp_entry.ts server|client '<options as JSON>'`. SIGINT and
  * SIGTERM abort the run; a setup error prints `error: <message>` and exits 1.
  *
  * @module
  */
 
-import { runUdpClient, runUdpServer } from "../../_udp_cli.ts";
+import { runUdpClient, runUdpServer } from "../../_cli/udp.ts";
 
 const [mode, json = "{}"] = Deno.args;
 const options = JSON.parse(json);

@@ -6,16 +6,25 @@
  * Two paths, chosen by a documented mechanism rather than by class:
  *
  * - a `SyncTransformStream` whose streams are unlocked runs inside the
- *   read loop: read into a reused buffer, call the transformer, write what
- *   it emitted (several chunks in one system call), read again. No stream,
- *   no promise per chunk beyond the read and the write.
- * - any other `TransformStream` is fed by a read loop and drained by a write
- *   loop, both at once, with the service's own backpressure between them.
+ *   read loop: read, call the transformer, write what it emitted (several
+ *   chunks in one system call), read again. No stream, no promise per chunk
+ *   beyond the read and the write. A transformer that declares it keeps
+ *   nothing of its input (`input: "borrow"` or `"overwrite"`) is handed
+ *   the connection's reused read buffer, and what it emits is written
+ *   straight from there; any other is handed memory of its own.
+ * - any other `ReadableWritablePair` (a `TransformStream`, a
+ *   `CompressionStream`, a `{ readable, writable }` pair) is fed by a read
+ *   loop and drained by a write loop, both at once, with the service's own
+ *   backpressure between them.
  *
  * @module
  */
 
-import { SyncTransformStream } from "./sync_transform.ts";
+import { describeType } from "../_defaults.ts";
+import {
+  type SyncTransformer,
+  SyncTransformStream,
+} from "../sync_transform.ts";
 
 /** What the engine needs of a connection (see `Connection`). */
 export interface PumpIO {
@@ -40,19 +49,20 @@ export interface PumpIO {
  * Runs `service` over `io` until both directions are done.
  *
  * @param io The connection's internals.
- * @param service The per-connection behaviour.
+ * @param service The per-connection behaviour: anything `pipeThrough()`
+ * takes.
  * @returns Resolves when the service has flushed and our FIN is sent;
  * rejects with the first error, of the service or of the network.
  */
 export function pump(
   io: PumpIO,
-  service: TransformStream<Uint8Array, Uint8Array>,
+  service: ReadableWritablePair<Uint8Array, Uint8Array>,
 ): Promise<void> {
-  if (!(service instanceof TransformStream)) {
+  if (!isService(service)) {
     return Promise.reject(
       new TypeError(
-        `Cannot serve connection as the service must be a TransformStream: current value is ${
-          Object.prototype.toString.call(service)
+        `Cannot serve connection as the service must be a ReadableWritablePair (a TransformStream or any { readable, writable } pair of streams): current type is ${
+          describeService(service)
         }`,
       ),
     );
@@ -66,16 +76,44 @@ export function pump(
   return pumpStreams(io, service);
 }
 
+/**
+ * Whether `value` is something `pipeThrough()` takes: a readable and a
+ * writable stream.
+ */
+export function isService(
+  value: unknown,
+): value is ReadableWritablePair<Uint8Array, Uint8Array> {
+  if (typeof value !== "object" || value === null) return false;
+  const pair = value as Partial<ReadableWritablePair<unknown, unknown>>;
+  return pair.readable instanceof ReadableStream &&
+    pair.writable instanceof WritableStream;
+}
+
+/** What a refused service is, for its message. */
+export function describeService(value: unknown): string {
+  const type = describeType(value);
+  if (typeof value !== "object" || value === null) return type;
+  const pair = value as Record<string, unknown>;
+  const missing = [
+    pair.readable instanceof ReadableStream ? "" : "readable ReadableStream",
+    pair.writable instanceof WritableStream ? "" : "writable WritableStream",
+  ].filter(Boolean);
+  return `${type} without a ${missing.join(" or a ")}`;
+}
+
 async function pumpSync(
   io: PumpIO,
-  transformer: SyncTransformStream<Uint8Array, Uint8Array>["transformer"],
+  transformer: SyncTransformer<Uint8Array, Uint8Array>,
 ): Promise<void> {
+  // Only memory the transformer said it keeps nothing of is lent to it.
+  const owned = transformer.input !== "borrow" &&
+    transformer.input !== "overwrite";
   const out: Uint8Array[] = [];
   const emit = (chunk: Uint8Array) => {
     if (chunk.length > 0) out.push(chunk);
   };
   while (true) {
-    const chunk = await io.read(false);
+    const chunk = await io.read(owned);
     if (chunk === null) break;
     try {
       transformer.transform(chunk, emit);
@@ -101,7 +139,7 @@ async function pumpSync(
 
 async function pumpStreams(
   io: PumpIO,
-  service: TransformStream<Uint8Array, Uint8Array>,
+  service: ReadableWritablePair<Uint8Array, Uint8Array>,
 ): Promise<void> {
   const writer = service.writable.getWriter();
   const reader = service.readable.getReader();

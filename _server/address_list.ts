@@ -7,7 +7,7 @@
  * that arrives as `::ffff:10.1.2.3` on a dual-stack listener match.
  *
  * ```ts
- * import { AddressList } from "./_address_list.ts";
+ * import { AddressList } from "./address_list.ts";
  * import assert from "node:assert/strict";
  *
  * const list = new AddressList(["10.0.0.0/8", "2001:db8::/32"], "allow");

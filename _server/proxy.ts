@@ -5,7 +5,7 @@
  * server uses it through `serve({ proxyProtocol: true })`.
  *
  * ```ts
- * import { parseProxyHeader } from "./_proxy.ts";
+ * import { parseProxyHeader } from "./proxy.ts";
  * import assert from "node:assert/strict";
  *
  * const bytes = new TextEncoder().encode(
@@ -23,7 +23,7 @@
  * @module
  */
 
-import { formatIpv6, parseIpv4, parseIpv6 } from "./_address_list.ts";
+import { formatIpv6, parseIpv4, parseIpv6 } from "./address_list.ts";
 
 /** What a PROXY header says. */
 export interface ProxyHeader {

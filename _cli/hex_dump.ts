@@ -14,7 +14,7 @@
  * connections into one file), each line starts with it: `#3 > 00000000 ...`.
  *
  * ```ts
- * import { HexDump } from "./_hex_dump.ts";
+ * import { HexDump } from "./hex_dump.ts";
  * import assert from "node:assert/strict";
  *
  * const chunks: Uint8Array[] = [];
@@ -36,7 +36,7 @@
  *
  * @example Each direction counts its own offsets
  * ```ts
- * import { HexDump, type HexDumpDirection } from "./_hex_dump.ts";
+ * import { HexDump, type HexDumpDirection } from "./hex_dump.ts";
  * import assert from "node:assert/strict";
  *
  * const dump = new HexDump(new WritableStream()); // dumps to nowhere
@@ -57,7 +57,7 @@ export type HexDumpDirection = ">" | "<";
  *
  * @example Bytes received, from offset 16, for connection #3
  * ```ts
- * import { formatHexDump, type HexDumpFormatOptions } from "./_hex_dump.ts";
+ * import { formatHexDump, type HexDumpFormatOptions } from "./hex_dump.ts";
  * import assert from "node:assert/strict";
  *
  * const options: HexDumpFormatOptions = { direction: "<", offset: 16, label: "#3" };
@@ -104,7 +104,7 @@ const HEX_WIDTH = 16 * 3 + 1;
  *
  * @example Two lines with a label
  * ```ts
- * import { formatHexDump } from "./_hex_dump.ts";
+ * import { formatHexDump } from "./hex_dump.ts";
  * import assert from "node:assert/strict";
  *
  * const bytes = new TextEncoder().encode("0123456789abcdef\r\n");
@@ -165,7 +165,7 @@ export function formatHexDump(
  *
  * @example Each line is in the file as soon as its write is done
  * ```ts
- * import { fileSink, HexDump } from "./_hex_dump.ts";
+ * import { fileSink, HexDump } from "./hex_dump.ts";
  * import assert from "node:assert/strict";
  *
  * const path = await Deno.makeTempFile();
@@ -216,7 +216,7 @@ export function fileSink(
  *
  * @example A dump to a temporary file
  * ```ts
- * import { HexDump, openDumpSink } from "./_hex_dump.ts";
+ * import { HexDump, openDumpSink } from "./hex_dump.ts";
  * import assert from "node:assert/strict";
  *
  * const path = await Deno.makeTempFile();
@@ -245,7 +245,7 @@ export async function openDumpSink(
  *
  * @example Dump both directions of an exchange to a file
  * ```ts
- * import { fileSink, HexDump } from "./_hex_dump.ts";
+ * import { fileSink, HexDump } from "./hex_dump.ts";
  * import assert from "node:assert/strict";
  *
  * const path = await Deno.makeTempFile();
@@ -340,7 +340,7 @@ export class HexDump {
  *
  * @example Tap a stream: dump what passes through it, unchanged
  * ```ts
- * import { HexDump } from "./_hex_dump.ts";
+ * import { HexDump } from "./hex_dump.ts";
  * import assert from "node:assert/strict";
  *
  * let text = "";

@@ -1,54 +1,39 @@
 /**
- * The server program, a thin layer over {@linkcode serve} and the services:
- * netcat's listening side for many clients at once.
+ * The server program's command line: its services, its `--help` text and
+ * the parser that checks the flags against each other.
  *
- * ```sh
- * deno run -N jsr:@x/sock/server -p 9990 -s echo
+ * ```ts
+ * import { parseCommandLine } from "./server_flags.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const flags = parseCommandLine(["-p", "0", "-s", "echo", "--allow", "10.0.0.0/8,::1"]);
+ * assert.ok(typeof flags === "object");
+ * assert.equal(flags.service, "echo");
+ * assert.deepEqual(flags.allow, ["10.0.0.0/8", "::1"]);
  * ```
  *
  * @module
  */
 
-import type { Connection } from "./connection.ts";
 import {
   DEFAULT_GRACE_PERIOD,
   DEFAULT_HOSTNAME,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_PORT,
-  type Handler,
-  serve,
-  type Server,
-  type ServerStats,
-} from "./server.ts";
+} from "../server.ts";
+import { parseRange } from "../_server/address_list.ts";
+import type { Program } from "./common.ts";
 import {
-  chargen,
-  daytime,
-  DiscardStream,
-  EchoStream,
-  execHandler,
-  UpperCaseStream,
-} from "./services.ts";
-import { ChatRoom } from "./chat.ts";
-import { parseRange } from "./_address_list.ts";
-import { HexDump, type HexDumpChannel, openDumpSink } from "./_hex_dump.ts";
-import {
-  errorText,
-  EXIT,
-  Failure,
-  fileError,
-  formatAddr,
   formatDuration,
-  onSignals,
   parseDuration,
   parseFlags,
   parseInteger,
-  permissionHint,
-  runProgram,
   splitCommand,
   UsageError,
-} from "./_cli.ts";
+} from "./flags.ts";
 
-const SERVICES = [
+/** The services of `-s, --service`. */
+export const SERVICES = [
   "upper",
   "echo",
   "discard",
@@ -56,8 +41,9 @@ const SERVICES = [
   "daytime",
   "chat",
 ] as const;
-type ServiceName = typeof SERVICES[number];
-const UDP_SERVICES = ["upper", "echo", "discard"] as const;
+export type ServiceName = typeof SERVICES[number];
+/** The services of `-s` with `--udp`. */
+export const UDP_SERVICES = ["upper", "echo", "discard"] as const;
 
 const USAGE = `Usage: deno run -N jsr:@x/sock/server [options]
 
@@ -164,7 +150,7 @@ const FLAGS = {
 } as const;
 
 /** The command line, checked. */
-interface ServerFlags {
+export interface ServerFlags {
   service: ServiceName;
   exec?: string[];
   hostname: string;
@@ -211,7 +197,9 @@ function addressList(
 }
 
 /** Reads the command line; `"help"` / `"version"` when asked for. */
-function parseCommandLine(args: string[]): ServerFlags | "help" | "version" {
+export function parseCommandLine(
+  args: string[],
+): ServerFlags | "help" | "version" {
   const parsed = parseFlags(args, FLAGS);
   if (parsed.help) return "help";
   if (parsed.version) return "version";
@@ -363,289 +351,15 @@ function parseCommandLine(args: string[]): ServerFlags | "help" | "version" {
   };
 }
 
-function readPem(flag: string, file: string): string {
-  try {
-    return Deno.readTextFileSync(file);
-  } catch (error) {
-    throw new Failure(fileError(`read ${flag} file "${file}"`, error), {
-      cause: error,
-    });
-  }
-}
-
-function listenError(error: unknown, where: string, unix: boolean): string {
-  if (error instanceof Deno.errors.AddrInUse) {
-    return unix
-      ? `Cannot listen on ${where} as the path is in use: remove the stale file or choose another --unix path`
-      : `Cannot listen on ${where} as the address is in use: choose another --port, or 0 for any free one`;
-  }
-  if (error instanceof Deno.errors.AddrNotAvailable) {
-    return `Cannot listen on ${where} as the address is not available on this machine: choose another --host`;
-  }
-  if (error instanceof Deno.errors.NotFound) {
-    return `Cannot listen on ${where} as the host is not found: choose another --host`;
-  }
-  const hint = permissionHint(error);
-  if (hint) return `Cannot listen on ${where} as ${hint}`;
-  if (error instanceof TypeError && /unstable-net/.test(error.message)) {
-    return `Cannot listen on ${where} with --reuse-port as Deno needs its --unstable-net flag for it: run again with --unstable-net`;
-  }
-  return `Cannot listen on ${where}: ${
-    error instanceof Error ? error.message : error
-  }`;
-}
-
-function statsLine(stats: ServerStats): string {
-  return `Stats: ${stats.open} open, ${stats.accepted} accepted, ${stats.refused} refused, ${stats.closed} closed, ${stats.bytesIn} bytes in, ${stats.bytesOut} bytes out`;
-}
-
 /**
- * The connection a handler sees with --hex-dump: the same object, except
- * that what it reads and writes passes through the dump.
+ * The server program's name, `--help` text and parser, for
+ * {@linkcode runProgram}.
  */
-function tapped(connection: Connection, channel: HexDumpChannel): Connection {
-  const readable = connection.readable.pipeThrough(channel.tap("<"));
-  const out = channel.tap(">");
-  out.readable.pipeTo(connection.writable).catch(() => {});
-  return new Proxy(connection, {
-    get(target, property) {
-      if (property === "readable") return readable;
-      if (property === "writable") return out.writable;
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
-
-/** Builds the handler the flags ask for; may fail (no --allow-run). */
-function buildHandler(
-  flags: ServerFlags,
-  log: (line: string) => void,
-): Handler {
-  if (flags.exec) {
-    const argv = flags.exec;
-    try {
-      return execHandler(argv, {
-        onExit: flags.verbose
-          ? (status, connection) =>
-            log(
-              `Program ${JSON.stringify(argv[0])} for #${
-                (connection as Connection).id
-              } ended: ${
-                status.signal
-                  ? `killed by ${status.signal}`
-                  : `exit code ${status.code}`
-              }`,
-            )
-          : undefined,
-      }) as Handler;
-    } catch (error) {
-      if (error instanceof Deno.errors.NotCapable) {
-        throw new Failure(
-          `Cannot run "${
-            argv[0]
-          }" for --exec as run access is not allowed: run again with --allow-run or --allow-run=${
-            argv[0]
-          }`,
-          { cause: error },
-        );
-      }
-      throw error;
-    }
-  }
-  switch (flags.service) {
-    case "upper":
-      return () => new UpperCaseStream();
-    case "echo":
-      return () => new EchoStream();
-    case "discard":
-      return () => new DiscardStream();
-    case "chargen":
-      return chargen as Handler;
-    case "daytime":
-      return daytime as Handler;
-    case "chat": {
-      const room = new ChatRoom();
-      return (connection, context) => room.join(connection, context);
-    }
-  }
-}
-
-async function openHexDump(
-  file: string,
-): Promise<HexDump> {
-  try {
-    // Not a file's `writable`: it holds writes back until it closes, and a
-    // dump is for reading (`tail -f`) while the server runs.
-    return new HexDump(await openDumpSink(file));
-  } catch (error) {
-    throw new Failure(fileError(`write --hex-dump file "${file}"`, error), {
-      cause: error,
-    });
-  }
-}
-
-/** Runs the program with `args`; resolves to its exit code. */
-export function main(args: string[]): Promise<number> {
-  return runProgram({
-    name: "server",
-    usage: USAGE,
-    parse: parseCommandLine,
-    tcp: runTcp,
-    udp: runUdp,
-  }, args);
-}
-
-async function runUdp(flags: ServerFlags): Promise<number> {
-  const { runUdpServer } = await import("./_udp_cli.ts");
-  const controller = new AbortController();
-  const log = (line: string) => console.error(line);
-  const removeSignals = onSignals((name) => {
-    log(`Shutting down on ${name}`);
-    controller.abort();
-  }, log);
-  const where = `${
-    formatAddr({
-      transport: "udp",
-      hostname: flags.hostname,
-      port: flags.port,
-    })
-  }/udp`;
-  try {
-    return await runUdpServer({
-      hostname: flags.hostname,
-      port: flags.port,
-      service: flags.service as typeof UDP_SERVICES[number],
-      quiet: flags.quiet,
-      verbose: flags.verbose,
-      hexDump: flags.hexDump,
-      signal: controller.signal,
-    });
-  } catch (error) {
-    throw new Failure(listenError(error, where, false), { cause: error });
-  } finally {
-    removeSignals();
-  }
-}
-
-async function runTcp(flags: ServerFlags): Promise<number> {
-  const { verbose, quiet } = flags;
-  const log = (line: string) => console.error(line);
-  const where = flags.path !== undefined ? `unix:${flags.path}` : formatAddr({
-    transport: "tcp",
-    hostname: flags.hostname,
-    port: flags.port,
-  });
-  const tls = flags.certFile !== undefined
-    ? {
-      cert: readPem("--cert", flags.certFile),
-      key: readPem("--key", flags.keyFile!),
-    }
-    : {};
-  let handler = buildHandler(flags, log);
-  const dump = flags.hexDump === undefined
-    ? undefined
-    : await openHexDump(flags.hexDump);
-  if (dump) {
-    const inner = handler;
-    handler = (connection, context) => {
-      const view = tapped(connection, dump.channel(`#${connection.id}`));
-      const result = inner(view, context);
-      if (result instanceof TransformStream) {
-        return view.readable.pipeThrough(result).pipeTo(view.writable);
-      }
-      return result;
-    };
-  }
-  const serviceLabel = flags.exec
-    ? `exec: ${flags.exec.join(" ")}`
-    : `service: ${flags.service}`;
-
-  let server: Server;
-  try {
-    server = serve({
-      hostname: flags.path === undefined ? flags.hostname : undefined,
-      port: flags.path === undefined ? flags.port : undefined,
-      path: flags.path,
-      ...tls,
-      maxConnections: flags.maxConnections,
-      connectionPolicy: flags.connectionPolicy,
-      idleTimeout: flags.idleTimeout,
-      gracePeriod: flags.gracePeriod,
-      allow: flags.allow,
-      deny: flags.deny,
-      proxyProtocol: flags.proxyProtocol || undefined,
-      trustedProxies: flags.trustedProxies,
-      reusePort: flags.reusePort || undefined,
-      onListen: (addr) =>
-        log(
-          `Listening on ${formatAddr(addr)}${
-            flags.certFile ? " with TLS" : ""
-          } (${serviceLabel})`,
-        ),
-      onConnect: quiet ? undefined : (info) =>
-        log(
-          `Connected ${formatAddr(info.remoteAddr)} (#${info.id})${
-            verbose ? ` on ${formatAddr(info.localAddr)}` : ""
-          }`,
-        ),
-      onClose: (info) => {
-        if (quiet && info.error === undefined) return;
-        log(
-          `Closed ${
-            formatAddr(info.remoteAddr)
-          } (#${info.id}): ${info.bytesIn} bytes in, ${info.bytesOut} bytes out, ${
-            Math.round(info.duration)
-          } ms${
-            info.error === undefined
-              ? ""
-              : `, error: ${errorText(info.error, verbose)}`
-          }`,
-        );
-      },
-      onError: (error, info) =>
-        log(
-          `error: ${
-            info ? `${formatAddr(info.remoteAddr)} (#${info.id}): ` : ""
-          }${errorText(error, verbose)}`,
-        ),
-    }, handler);
-  } catch (error) {
-    await dump?.close().catch(() => {});
-    if (
-      error instanceof RangeError || error instanceof SyntaxError ||
-      (error instanceof TypeError && !/unstable-net/.test(error.message))
-    ) {
-      // Flags are checked before; this is a combination serve() refuses.
-      throw new Failure(error.message, { cause: error });
-    }
-    throw new Failure(listenError(error, where, flags.path !== undefined), {
-      cause: error,
-    });
-  }
-
-  const removeSignals = onSignals((name) => {
-    log(
-      `Shutting down on ${name}: idle connections close now, busy ones have ${
-        formatDuration(flags.gracePeriod ?? DEFAULT_GRACE_PERIOD)
-      } to finish (a second signal exits at once)`,
-    );
-    server.shutdown();
-  }, log);
-  const printStats = () => log(statsLine(server.stats));
-  Deno.addSignalListener("SIGUSR1", printStats);
-  const statsTimer = flags.stats === undefined
-    ? undefined
-    : setInterval(printStats, flags.stats);
-  try {
-    await server.finished;
-  } finally {
-    clearInterval(statsTimer);
-    Deno.removeSignalListener("SIGUSR1", printStats);
-    removeSignals();
-    await dump?.close().catch(() => {});
-  }
-  if (flags.stats !== undefined) printStats();
-  log("Stopped");
-  return EXIT.ok;
-}
+export const SERVER_COMMAND_LINE: Pick<
+  Program<ServerFlags>,
+  "name" | "usage" | "parse"
+> = {
+  name: "server",
+  usage: USAGE,
+  parse: parseCommandLine,
+};

@@ -1,0 +1,53 @@
+/**
+ * The bytes under `framed()`: a port with reads that hand over their chunk,
+ * writes that copy into the connection's buffer without a promise while it
+ * has room, and corking, so that the replies to one read's messages leave in
+ * one system call. `Connection` registers the factory of its own port here
+ * (it alone can reach its private state); `framed()` asks for one with
+ * {@linkcode bytePort}.
+ *
+ * @module
+ */
+
+/** What `framed()` needs of the bytes it runs over. */
+export interface BytePort {
+  /** Takes the read side for good; throws a `TypeError` when it is held. */
+  take(): void;
+  /** The next chunk, the caller's to keep, or null at the end of input. */
+  read(): Promise<Uint8Array | null>;
+  /** Stops reading: the read side ends, as a cancelled readable's does. */
+  cancel(reason: unknown): void;
+  /**
+   * Queues `bytes`, which the caller may reuse once this returns
+   * `undefined` (they were copied) or once the promise resolves (the buffer
+   * was full, or they were too large to copy). Throws where a write cannot
+   * start.
+   */
+  write(bytes: Uint8Array): Promise<void> | undefined;
+  /** `undefined` while the write buffer has room; a promise of room otherwise. */
+  room(): Promise<void> | undefined;
+  /** Holds queued bytes back until {@linkcode BytePort.uncork}. */
+  cork(): void;
+  /** Sends what was held back, in one write where it fits. */
+  uncork(): void;
+  /** Sends what is queued, then the end of our output. */
+  closeWrite(): Promise<void>;
+  /** Closes both directions now. */
+  close(reason?: unknown): void;
+  /** Rejects with the error that broke the bytes, if any. */
+  readonly closed: Promise<void>;
+}
+
+let factory: ((connection: object) => BytePort) | undefined;
+
+/** Called once, by `Connection`, to say how its ports are made. */
+export function registerBytePort(
+  make: (connection: object) => BytePort,
+): void {
+  factory = make;
+}
+
+/** A port over `connection`, a `Connection`. */
+export function bytePort(connection: object): BytePort {
+  return factory!(connection);
+}

@@ -1,0 +1,422 @@
+/**
+ * Length-prefixed frames: {@linkcode LengthPrefixDecoder} and
+ * {@linkcode LengthPrefixEncoder}, the synchronous cores, and the streams
+ * that run them.
+ *
+ * @module
+ */
+
+import { FrameTooLargeError, TruncatedFrameError } from "../_errors.ts";
+import {
+  type SyncTransformer,
+  SyncTransformStream,
+} from "../sync_transform.ts";
+import { INITIAL_BUFFER, toBytes } from "./bytes.ts";
+import {
+  type LengthPrefixOptions,
+  type LengthPrefixPreset,
+  type PrefixLayout,
+  prefixLayout,
+  readField,
+  writeField,
+} from "./length_prefix_layout.ts";
+import { replace } from "./options.ts";
+
+/**
+ * Splits bytes into frames, each a header holding a length and then that
+ * many bytes of payload: the synchronous core of
+ * {@linkcode LengthPrefixDecoderStream}. See {@linkcode LengthPrefixOptions}
+ * for the layouts and {@linkcode LENGTH_PREFIX_PRESETS} for named ones.
+ *
+ * - A frame inside one chunk is emitted as a view of it, without a copy.
+ * - A frame that spans chunks is copied into a buffer that grows as its bytes
+ *   arrive: a header announcing 1 GiB reserves nothing up front.
+ * - A length over `maxFrameLength` is a {@linkcode FrameTooLargeError} as
+ *   soon as the header is read, or under `oversize: "discard"` the frame is
+ *   skipped and decoding goes on after it.
+ * - A length the layout cannot make sense of (below what the field must
+ *   count) is a `SyntaxError`; input that ends inside a frame is a
+ *   {@linkcode TruncatedFrameError} from `flush`.
+ *
+ * Frames before a bad one are emitted first. After an error, every call
+ * throws that error again.
+ *
+ * @example Decode pipelined DNS-over-TCP messages
+ * ```ts
+ * import { LengthPrefixDecoder } from "@x/sock/framing";
+ * import assert from "node:assert/strict";
+ *
+ * const decoder = new LengthPrefixDecoder("dns");
+ * const frames: Uint8Array[] = [];
+ * decoder.transform(new Uint8Array([0, 2, 7, 8, 0, 1]), (f) => frames.push(f));
+ * decoder.transform(new Uint8Array([9]), (f) => frames.push(f));
+ * decoder.flush(() => {});
+ * assert.deepEqual(frames, [new Uint8Array([7, 8]), new Uint8Array([9])]);
+ * ```
+ */
+export class LengthPrefixDecoder
+  implements SyncTransformer<Uint8Array, Uint8Array> {
+  readonly #layout: PrefixLayout;
+  readonly #head: Uint8Array;
+  #headFill = 0;
+  /** The frame being assembled across chunks. */
+  #body: Uint8Array | undefined = undefined;
+  #bodyFill = 0;
+  #bodyTotal = 0;
+  /** Bytes of a dropped frame still to skip, and its payload length. */
+  #skip = 0;
+  #skipTotal = 0;
+  #failure: unknown = undefined;
+  #failed = false;
+
+  /**
+   * Creates the decoder.
+   *
+   * @param options The layout, or a preset's name.
+   */
+  constructor(options: LengthPrefixOptions | LengthPrefixPreset = {}) {
+    this.#layout = prefixLayout("length-prefix decoder", options);
+    this.#head = new Uint8Array(this.#layout.header);
+  }
+
+  /**
+   * Emits every frame that ends in `chunk`.
+   *
+   * @param chunk The next bytes; read only during this call.
+   * @param emit Receives each frame.
+   */
+  transform(chunk: Uint8Array, emit: (frame: Uint8Array) => void): void {
+    if (this.#failed) throw this.#failure;
+    try {
+      this.#decode(chunk, emit);
+    } catch (error) {
+      this.#failed = true;
+      this.#failure = error;
+      throw error;
+    }
+  }
+
+  /**
+   * Checks that the input did not end inside a frame.
+   *
+   * @param _emit Unused: a frame is never complete only at the end.
+   */
+  flush(_emit: (frame: Uint8Array) => void): void {
+    if (this.#failed) throw this.#failure;
+    const header = this.#layout.header;
+    let error: TruncatedFrameError | undefined;
+    if (this.#skip > 0) {
+      error = new TruncatedFrameError(
+        header + this.#skipTotal - this.#skip,
+        header + this.#skipTotal,
+      );
+    } else if (this.#body !== undefined) {
+      // With keepHeader the body holds the header already.
+      const before = this.#layout.keepHeader ? 0 : header;
+      error = new TruncatedFrameError(
+        before + this.#bodyFill,
+        before + this.#bodyTotal,
+      );
+    } else if (this.#headFill > 0) {
+      error = new TruncatedFrameError(this.#headFill, header);
+    }
+    if (error !== undefined) {
+      this.#failed = true;
+      this.#failure = error;
+      throw error;
+    }
+  }
+
+  #decode(chunk: Uint8Array, emit: (frame: Uint8Array) => void): void {
+    const layout = this.#layout;
+    const header = layout.header;
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      if (this.#skip > 0) {
+        const take = Math.min(this.#skip, n - i);
+        this.#skip -= take;
+        i += take;
+      } else if (this.#body !== undefined) {
+        i = this.#fillBody(chunk, i, emit);
+      } else if (this.#headFill === 0 && n - i >= header) {
+        // The header is inside this chunk: read it in place.
+        const payload = this.#payloadLength(chunk, i);
+        if (payload > layout.limit) {
+          this.#oversize(payload, emit);
+          i += header;
+          continue;
+        }
+        const end = i + header + payload;
+        if (end <= n) {
+          emit(chunk.subarray(layout.keepHeader ? i : i + header, end));
+          i = end;
+        } else {
+          this.#startBody(payload, chunk, i, n - i - header);
+          i += header;
+        }
+      } else {
+        // The header spans chunks: collect it.
+        const take = Math.min(header - this.#headFill, n - i);
+        this.#head.set(chunk.subarray(i, i + take), this.#headFill);
+        this.#headFill += take;
+        i += take;
+        if (this.#headFill < header) return;
+        this.#headFill = 0;
+        const payload = this.#payloadLength(this.#head, 0);
+        if (payload > layout.limit) this.#oversize(payload, emit);
+        else if (payload === 0) {
+          emit(layout.keepHeader ? this.#head.slice() : new Uint8Array(0));
+        } else this.#startBody(payload, this.#head, 0, n - i);
+      }
+    }
+  }
+
+  #payloadLength(bytes: Uint8Array, at: number): number {
+    const layout = this.#layout;
+    const field = readField(
+      bytes,
+      at + layout.offset,
+      layout.width,
+      layout.littleEndian,
+    );
+    const payload = field + layout.adjustment - layout.counted;
+    if (payload < 0) {
+      throw new SyntaxError(
+        `Cannot decode frame as its length field must be >= ${
+          layout.counted - layout.adjustment
+        }: current value is ${field}`,
+      );
+    }
+    return payload;
+  }
+
+  /** Starts a frame that spans chunks, reserving only what has arrived. */
+  #startBody(
+    payload: number,
+    head: Uint8Array,
+    at: number,
+    available: number,
+  ): void {
+    const layout = this.#layout;
+    const kept = layout.keepHeader ? layout.header : 0;
+    const total = kept + payload;
+    const body = new Uint8Array(
+      Math.min(total, Math.max(INITIAL_BUFFER, kept + available)),
+    );
+    if (kept > 0) body.set(head.subarray(at, at + kept));
+    this.#body = body;
+    this.#bodyFill = kept;
+    this.#bodyTotal = total;
+  }
+
+  #fillBody(
+    chunk: Uint8Array,
+    i: number,
+    emit: (frame: Uint8Array) => void,
+  ): number {
+    let body = this.#body!;
+    const total = this.#bodyTotal;
+    const take = Math.min(total - this.#bodyFill, chunk.length - i);
+    const fill = this.#bodyFill + take;
+    if (fill > body.length) {
+      const grown = new Uint8Array(
+        Math.min(total, Math.max(fill, body.length * 2)),
+      );
+      grown.set(body.subarray(0, this.#bodyFill));
+      body = this.#body = grown;
+    }
+    body.set(chunk.subarray(i, i + take), this.#bodyFill);
+    this.#bodyFill = fill;
+    if (fill === total) {
+      this.#body = undefined;
+      emit(body.length === total ? body : body.subarray(0, total));
+    }
+    return i + take;
+  }
+
+  #oversize(payload: number, emit: (frame: Uint8Array) => void): void {
+    const layout = this.#layout;
+    const error = new FrameTooLargeError(
+      `Cannot decode frame as its length must be <= ${layout.limit} bytes: current length is ${payload} bytes`,
+      payload,
+      layout.limit,
+    );
+    // A length past 2^53 cannot be counted down exactly: never skip it.
+    if (!layout.discard || !Number.isSafeInteger(payload)) throw error;
+    replace(layout.onOversize, error, emit);
+    this.#skip = payload;
+    this.#skipTotal = payload;
+  }
+}
+
+/**
+ * Puts a header with the length before each message: the synchronous core
+ * of {@linkcode LengthPrefixEncoderStream}. Strings are UTF-8 encoded. A
+ * message over `maxFrameLength` (which is at most what the field can
+ * express) is a {@linkcode FrameTooLargeError}; one the layout cannot
+ * express otherwise is a `RangeError`.
+ *
+ * With `keepHeader`, each message starts with its header, whose length field
+ * the encoder fills in (in a copy); otherwise the encoder writes the header,
+ * which then must be just the length field (`lengthFieldOffset: 0`).
+ *
+ * @example A 3-byte little-endian length
+ * ```ts
+ * import { LengthPrefixEncoder } from "@x/sock/framing";
+ * import assert from "node:assert/strict";
+ *
+ * const out: Uint8Array[] = [];
+ * const encoder = new LengthPrefixEncoder({
+ *   lengthFieldBytes: 3,
+ *   littleEndian: true,
+ * });
+ * encoder.transform("hi", (b) => out.push(b));
+ * assert.deepEqual(out, [new Uint8Array([2, 0, 0, 0x68, 0x69])]);
+ * ```
+ */
+export class LengthPrefixEncoder
+  implements SyncTransformer<Uint8Array | string, Uint8Array> {
+  readonly #layout: PrefixLayout;
+
+  /**
+   * Creates the encoder.
+   *
+   * @param options The layout, or a preset's name (the decoding options are
+   * ignored).
+   */
+  constructor(options: LengthPrefixOptions | LengthPrefixPreset = {}) {
+    const what = "length-prefix encoder";
+    this.#layout = prefixLayout(what, options);
+    if (this.#layout.offset > 0 && !this.#layout.keepHeader) {
+      throw new TypeError(
+        `Cannot create ${what} as a lengthFieldOffset needs keepHeader, so that messages bring the bytes before the length: current offset is ${this.#layout.offset}`,
+      );
+    }
+  }
+
+  /**
+   * Emits the framed message as one chunk.
+   *
+   * @param message The payload, or with `keepHeader` the header and payload.
+   * @param emit Receives the bytes.
+   */
+  transform(
+    message: Uint8Array | string,
+    emit: (bytes: Uint8Array) => void,
+  ): void {
+    const layout = this.#layout;
+    const bytes = toBytes(message, "frame");
+    let out: Uint8Array;
+    let payload: number;
+    if (layout.keepHeader) {
+      payload = bytes.length - layout.header;
+      if (payload < 0) {
+        throw new RangeError(
+          `Cannot encode frame as it must start with its ${layout.header}-byte header: current length is ${bytes.length} bytes`,
+        );
+      }
+      this.#check(payload);
+      out = bytes.slice();
+    } else {
+      payload = bytes.length;
+      this.#check(payload);
+      out = new Uint8Array(layout.header + payload);
+      out.set(bytes, layout.header);
+    }
+    writeField(
+      out,
+      layout.offset,
+      layout.width,
+      layout.littleEndian,
+      payload - layout.adjustment + layout.counted,
+    );
+    emit(out);
+  }
+
+  #check(payload: number): void {
+    const layout = this.#layout;
+    if (payload > layout.limit) {
+      throw new FrameTooLargeError(
+        `Cannot encode frame as its length must be <= ${layout.limit} bytes: current length is ${payload} bytes`,
+        payload,
+        layout.limit,
+      );
+    }
+    const least = layout.adjustment - layout.counted;
+    if (payload < least) {
+      throw new RangeError(
+        `Cannot encode frame as its length must be >= ${least} bytes: current length is ${payload} bytes`,
+      );
+    }
+  }
+}
+
+/**
+ * Splits bytes into length-prefixed frames. A frame within one chunk is
+ * handed on as a view of it; a frame that spans chunks is assembled in a
+ * buffer that grows as its bytes arrive. A length over `maxFrameLength`
+ * fails at once with a {@linkcode FrameTooLargeError} (or with
+ * `oversize: "discard"` the frame is skipped and reported); input that ends
+ * inside a frame fails with a {@linkcode TruncatedFrameError}. Runs a
+ * {@linkcode LengthPrefixDecoder}; errors as for
+ * {@linkcode LineDecoderStream}.
+ *
+ * @example Decode two frames from one chunk
+ * ```ts
+ * import { LengthPrefixDecoderStream } from "@x/sock/framing";
+ * import assert from "node:assert/strict";
+ *
+ * const frames = await Array.fromAsync(
+ *   ReadableStream.from([new Uint8Array([0, 2, 7, 8, 0, 0])])
+ *     .pipeThrough(new LengthPrefixDecoderStream({ lengthFieldBytes: 2 })),
+ * );
+ * assert.deepEqual(frames, [new Uint8Array([7, 8]), new Uint8Array(0)]);
+ * ```
+ */
+export class LengthPrefixDecoderStream
+  extends SyncTransformStream<Uint8Array, Uint8Array> {
+  /**
+   * Creates the stream.
+   *
+   * @param options The layout, or a preset's name.
+   */
+  constructor(options: LengthPrefixOptions | LengthPrefixPreset = {}) {
+    super(new LengthPrefixDecoder(options));
+  }
+}
+
+/**
+ * Puts a length header before each message (strings are UTF-8 encoded). A
+ * message over `maxFrameLength`, or over what the field can express, fails
+ * with a {@linkcode FrameTooLargeError}. Runs a
+ * {@linkcode LengthPrefixEncoder}.
+ *
+ * @example Round-trip two messages
+ * ```ts
+ * import {
+ *   LengthPrefixDecoderStream,
+ *   LengthPrefixEncoderStream,
+ * } from "@x/sock/framing";
+ * import assert from "node:assert/strict";
+ *
+ * const messages = [new Uint8Array([1, 2, 3]), new Uint8Array(0)];
+ * const decoded = await Array.fromAsync(
+ *   ReadableStream.from(messages)
+ *     .pipeThrough(new LengthPrefixEncoderStream({ littleEndian: true }))
+ *     .pipeThrough(new LengthPrefixDecoderStream({ littleEndian: true })),
+ * );
+ * assert.deepEqual(decoded, messages);
+ * ```
+ */
+export class LengthPrefixEncoderStream
+  extends SyncTransformStream<Uint8Array | string, Uint8Array> {
+  /**
+   * Creates the stream.
+   *
+   * @param options The layout, or a preset's name.
+   */
+  constructor(options: LengthPrefixOptions | LengthPrefixPreset = {}) {
+    super(new LengthPrefixEncoder(options));
+  }
+}

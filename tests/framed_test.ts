@@ -1,0 +1,406 @@
+// framed(): the message path (async iterator, write(), closeWrite()) over a
+// Connection, under every chunking, with its errors and its backpressure.
+import assert from "node:assert/strict";
+import {
+  type Codec,
+  delimited,
+  framed,
+  FrameTooLargeError,
+  LengthPrefixDecoderStream,
+  lengthPrefixed,
+  LineDecoderStream,
+  lines,
+  TruncatedFrameError,
+} from "../framing.ts";
+import { Connection } from "../connection.ts";
+import { connPair } from "../testing.ts";
+import { SyncTransformStream } from "../sync_transform.ts";
+import { concat } from "./_util.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const text = (bytes: Uint8Array) => decoder.decode(bytes);
+
+/**
+ * A connection pair whose server end delivers the bytes cut as `how` says:
+ * one byte per read, seeded random cuts, or whole.
+ */
+function pair(how: "one-byte" | "random" | "whole", bufferSize = 1 << 20) {
+  return connPair({
+    bufferSize,
+    ...(how === "one-byte" ? { maxChunkSize: 1 } : {}),
+    ...(how === "random" ? { seed: 7 } : {}),
+  });
+}
+
+const CHUNKINGS = ["one-byte", "random", "whole"] as const;
+
+/** Every message `codec` decodes from `bytes` sent by a peer, then its FIN. */
+async function decodeOver<Out>(
+  how: (typeof CHUNKINGS)[number],
+  codec: Codec<Uint8Array | string, Out>,
+  bytes: Uint8Array,
+  options: { oversize?: "error" | "discard" } = {},
+): Promise<{ messages: Out[]; error?: unknown }> {
+  const [server, client] = pair(how);
+  await using peer = new Connection(client);
+  const messages = framed(server, codec, options);
+  const sending = peer.write(bytes).then(() => peer.closeWrite());
+  const out: Out[] = [];
+  let error: unknown;
+  try {
+    for await (const message of messages) out.push(message);
+  } catch (e) {
+    error = e;
+  }
+  await sending;
+  messages.close();
+  return { messages: out, error };
+}
+
+const copy = (m: Uint8Array) => m.slice();
+
+Deno.test("framed() iterates every codec's messages alike under one-byte, random and whole chunkings", async () => {
+  const lineInput = encoder.encode("one\r\n\ntwo\nthree\r\nlast");
+  const delimInput = encoder.encode("a\0bb\0\0ccc\0");
+  const frames = [
+    new Uint8Array(0),
+    encoder.encode("x"),
+    new Uint8Array(300).fill(7),
+  ];
+  const prefixInput = concat(frames.flatMap((f) => {
+    const header = new Uint8Array(4);
+    new DataView(header.buffer).setUint32(0, f.length);
+    return [header, f];
+  }));
+  for (const how of CHUNKINGS) {
+    const l = await decodeOver(how, lines(), lineInput);
+    assert.deepEqual(
+      l.messages.map(text),
+      ["one", "", "two", "three", "last"],
+      how,
+    );
+    const d = await decodeOver(how, delimited({ delimiter: "\0" }), delimInput);
+    assert.deepEqual(d.messages.map(text), ["a", "bb", "", "ccc"], how);
+    const p = await decodeOver(how, lengthPrefixed(), prefixInput);
+    assert.deepEqual(p.messages.map(copy), frames, how);
+    const dns = await decodeOver(
+      how,
+      lengthPrefixed("dns"),
+      concat([new Uint8Array([0, 2, 9, 9])]),
+    );
+    assert.deepEqual(dns.messages.map(copy), [new Uint8Array([9, 9])], how);
+  }
+});
+
+Deno.test("framed() ends the iteration with FrameTooLargeError after every message before it, or discards and goes on", async () => {
+  const input = encoder.encode("ok\n" + "x".repeat(50) + "\nafter\n");
+  for (const how of CHUNKINGS) {
+    const failed = await decodeOver(how, lines({ maxLineLength: 10 }), input);
+    assert.deepEqual(failed.messages.map(text), ["ok"], how);
+    assert.ok(failed.error instanceof FrameTooLargeError, how);
+    assert.equal(failed.error.limit, 10);
+    assert.match(failed.error.message, /10/);
+    const skipped = await decodeOver(how, lines({ maxLineLength: 10 }), input, {
+      oversize: "discard",
+    });
+    assert.deepEqual(skipped.messages.map(text), ["ok", "after"], how);
+    assert.equal(skipped.error, undefined);
+  }
+});
+
+Deno.test("framed() reports a frame truncated at EOF with both numbers, after the whole frames", async () => {
+  const input = new Uint8Array([0, 0, 0, 1, 5, 0, 0, 0, 9, 1, 2]);
+  for (const how of CHUNKINGS) {
+    const { messages, error } = await decodeOver(how, lengthPrefixed(), input);
+    assert.deepEqual(messages.map(copy), [new Uint8Array([5])], how);
+    assert.ok(error instanceof TruncatedFrameError, how);
+    assert.equal(error.received, 6);
+    assert.equal(error.expected, 13);
+  }
+});
+
+Deno.test("framed().write() refuses a frame its length field cannot express, and the connection goes on", async () => {
+  const [server, client] = connPair();
+  await using peer = new Connection(client);
+  const messages = framed(server, lengthPrefixed({ lengthFieldBytes: 1 }));
+  await messages.write(new Uint8Array([1]));
+  await assert.rejects(messages.write(new Uint8Array(256)), (error) => {
+    assert.ok(error instanceof FrameTooLargeError);
+    assert.equal(error.length, 256);
+    assert.equal(error.limit, 255);
+    return true;
+  });
+  await messages.write(new Uint8Array([2]));
+  await messages.closeWrite();
+  const reader = peer.reader();
+  assert.deepEqual(await reader.readExactly(4), new Uint8Array([1, 1, 1, 2]));
+  assert.equal(await reader.read(), null);
+  reader.releaseLock();
+  messages.close();
+});
+
+Deno.test("framed().write() after closeWrite() is a TypeError, and nothing written before is lost", async () => {
+  const [server, client] = connPair();
+  await using peer = new Connection(client);
+  const messages = framed(server, lines());
+  const written = ["a", "b", "c"].map((m) => messages.write(m));
+  const closing = messages.closeWrite();
+  assert.equal(messages.closeWrite(), closing);
+  await assert.rejects(messages.write("late"), {
+    name: "TypeError",
+    message:
+      "Cannot write framed message as the write side is closed: closeWrite() was called",
+  });
+  await Promise.all([...written, closing]);
+  assert.equal(text(await new Response(peer.readable).bytes()), "a\nb\nc\n");
+  messages.close();
+});
+
+Deno.test("framed() answers pipelined messages in order, across reads, with one write per read's batch", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const client = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: listener.addr.port,
+  });
+  let writes = 0;
+  const conn = await accepted;
+  // A Deno.Conn that counts the system calls that write.
+  const counted = new Proxy(conn, {
+    get(target, key) {
+      if (key === "write") {
+        return (bytes: Uint8Array) => {
+          writes++;
+          return target.write(bytes);
+        };
+      }
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const server = framed(new Connection(counted), lines());
+  const serving = (async () => {
+    for await (const line of server) server.write(`${text(line)}!`);
+    await server.closeWrite();
+  })();
+  const peer = new Connection(client);
+  const rounds = 20;
+  const perRound = 50;
+  const answers = framed(peer, lines());
+  const received: string[] = [];
+  const iterator = answers[Symbol.asyncIterator]();
+  for (let round = 0; round < rounds; round++) {
+    // One write of many lines: the server reads them in one or a few reads.
+    const batch = Array.from({ length: perRound }, (_, i) => `${round}.${i}\n`)
+      .join("");
+    await peer.write(encoder.encode(batch));
+    for (let i = 0; i < perRound; i++) {
+      const { value } = await iterator.next();
+      received.push(text(value!));
+    }
+  }
+  await answers.closeWrite();
+  assert.equal((await iterator.next()).done, true);
+  await serving;
+  assert.deepEqual(
+    received,
+    Array.from(
+      { length: rounds * perRound },
+      (_, i) => `${Math.floor(i / perRound)}.${i % perRound}!`,
+    ),
+  );
+  // 1,000 answers, and one write per read of questions: the answers to a
+  // read leave together (a read may bring only part of a round's lines).
+  assert.ok(writes < rounds * 1.5, `${writes} writes for ${rounds} rounds`);
+  answers.close();
+  server.close();
+});
+
+Deno.test("framed() stops reading while a peer that never reads leaves the write buffer full", async () => {
+  const bufferSize = 4096;
+  const [server, client] = connPair({ bufferSize });
+  const connection = new Connection(server, { writeBufferSize: 8192 });
+  const messages = framed(connection, lines());
+  let handled = 0;
+  let highest = 0;
+  const serving = (async () => {
+    for await (const line of messages) {
+      handled++;
+      // An answer 64 times the question, never awaited: the iterator is
+      // what holds back.
+      messages.write("y".repeat(line.length * 64)).catch(() => {});
+      highest = Math.max(highest, connection.bufferedAmount);
+    }
+  })().catch(() => {});
+  await using peer = new Connection(client);
+  // The peer sends 2,000 questions and reads nothing.
+  const question = encoder.encode("q".repeat(15) + "\n");
+  const sending = (async () => {
+    for (let i = 0; i < 2000; i++) await peer.write(question);
+  })().catch(() => {});
+  // Wait until the server has stopped handling (the pair's buffers and the
+  // write buffer are full), then check the bound.
+  // The in-memory pair moves bytes without timers: a macrotask turn with
+  // no progress means everything that can move has.
+  let last = -1;
+  while (handled !== last) {
+    last = handled;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  assert.ok(handled < 2000, `handled ${handled}`);
+  // Bounded by the write buffer plus one read's answers.
+  assert.ok(highest <= 8192 + 64 * 1024 + 1024 * 64, `buffered ${highest}`);
+  connection.close();
+  peer.close();
+  await Promise.all([serving, sending]);
+});
+
+Deno.test("framed(): break leaves the connection open, and the next loop goes on with the next message", async () => {
+  const [server, client] = connPair();
+  await using peer = new Connection(client);
+  const messages = framed(server, lines());
+  await peer.write(encoder.encode("a\nb\nc\n"));
+  await peer.closeWrite();
+  for await (const line of messages) {
+    assert.equal(text(line), "a");
+    await messages.write("got a");
+    break;
+  }
+  const rest: string[] = [];
+  for await (const line of messages) rest.push(text(line));
+  assert.deepEqual(rest, ["b", "c"]);
+  await messages.closeWrite();
+  assert.equal(text(await new Response(peer.readable).bytes()), "got a\n");
+  messages.close();
+});
+
+Deno.test("framed(): mixing the iterator with readable is a TypeError that names both", () => {
+  const [server, client] = connPair();
+  const iterated = framed(server, lines());
+  iterated[Symbol.asyncIterator]();
+  assert.throws(() => iterated.readable, {
+    name: "TypeError",
+    message:
+      "Cannot read framed messages with the readable as the async iterator reads them",
+  });
+  const streamed = framed(client, lines());
+  void streamed.readable;
+  assert.throws(() => streamed[Symbol.asyncIterator](), {
+    name: "TypeError",
+    message:
+      "Cannot read framed messages with the async iterator as the readable reads them",
+  });
+  iterated.close();
+  streamed.close();
+});
+
+Deno.test("framed(): a codec of the user's own gets the fast path through syncDecoder()/syncEncoder() or SyncTransformStreams", async () => {
+  // Upper-case words separated by spaces: a codec written from scratch.
+  let streamsMade = 0;
+  const words: Codec<string, string> = {
+    decoder: () => {
+      streamsMade++;
+      return new TransformStream();
+    },
+    encoder: () => {
+      streamsMade++;
+      return new TransformStream();
+    },
+    syncDecoder: () => {
+      let rest = "";
+      return {
+        transform(chunk, emit) {
+          const parts = (rest + decoder.decode(chunk)).split(" ");
+          rest = parts.pop()!;
+          for (const part of parts) emit(part.toUpperCase());
+        },
+        flush(emit) {
+          if (rest) emit(rest.toUpperCase());
+        },
+      };
+    },
+    syncEncoder: () => ({
+      transform: (word, emit) => emit(encoder.encode(`${word} `)),
+    }),
+  };
+  // A codec whose streams are SyncTransformStreams: their transformers run.
+  const wrapped: Codec<Uint8Array, Uint8Array> = {
+    decoder: () => new LineDecoderStream(),
+    encoder: () =>
+      new SyncTransformStream<Uint8Array, Uint8Array>({
+        transform: (m, emit) => emit(concat([m, encoder.encode("\n")])),
+      }),
+  };
+  for (const how of CHUNKINGS) {
+    const [server, client] = pair(how);
+    await using peer = new Connection(client);
+    const messages = framed(server, words);
+    await peer.write(encoder.encode("ab cd ef"));
+    await peer.closeWrite();
+    const got = await Array.fromAsync(messages);
+    assert.deepEqual(got, ["AB", "CD", "EF"], how);
+    await messages.write("ok");
+    await messages.closeWrite();
+    assert.equal(text(await new Response(peer.readable).bytes()), "ok ");
+    messages.close();
+    const { messages: lineMessages } = await decodeOver(
+      how,
+      wrapped as Codec<Uint8Array | string, Uint8Array>,
+      encoder.encode("x\ny\n"),
+    );
+    assert.deepEqual(lineMessages.map(text), ["x", "y"]);
+  }
+  assert.equal(streamsMade, 0);
+});
+
+Deno.test("framed() still pipes a codec whose streams are plain TransformStreams", async () => {
+  const codec: Codec<Uint8Array, Uint8Array> = {
+    decoder: () =>
+      new LengthPrefixDecoderStream().readable.constructor === ReadableStream
+        ? new TransformStream<Uint8Array, Uint8Array>({
+          transform: (chunk, c) => c.enqueue(chunk.slice()),
+        })
+        : new TransformStream(),
+    encoder: () => new TransformStream<Uint8Array, Uint8Array>(),
+  };
+  const [server, client] = connPair();
+  await using peer = new Connection(client);
+  const messages = framed(server, codec);
+  await peer.write(encoder.encode("raw"));
+  await peer.closeWrite();
+  assert.equal(text(concat(await Array.fromAsync(messages))), "raw");
+  await messages.write(encoder.encode("back"));
+  await messages.closeWrite();
+  assert.equal(text(await new Response(peer.readable).bytes()), "back");
+  messages.close();
+});
+
+Deno.test("framed() with batch: true yields each read's messages as one array", async () => {
+  const [server, client] = connPair();
+  await using peer = new Connection(client);
+  const messages = framed(server, lines(), { batch: true });
+  await peer.write(encoder.encode("a\nb\n"));
+  const iterator = messages[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  assert.deepEqual(first.value!.map(text), ["a", "b"]);
+  await peer.write(encoder.encode("c\n"));
+  await peer.closeWrite();
+  const second = await iterator.next();
+  assert.deepEqual(second.value!.map(text), ["c"]);
+  assert.equal((await iterator.next()).done, true);
+  messages.close();
+});
+
+Deno.test("framed() rejects the iteration with the network's error when the peer resets", async () => {
+  const [server, client] = connPair();
+  const messages = framed(server, lines());
+  const peer = new Connection(client);
+  await peer.write(encoder.encode("a\n"));
+  const iterator = messages[Symbol.asyncIterator]();
+  assert.equal(text((await iterator.next()).value!), "a");
+  const next = iterator.next();
+  messages.close(new Deno.errors.ConnectionReset("reset by the test"));
+  await assert.rejects(next, Deno.errors.ConnectionReset);
+  peer.close();
+});
