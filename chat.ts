@@ -11,7 +11,7 @@
  * ```ts
  * import { ChatRoom } from "@x/sock/chat";
  * import { serve } from "@x/sock/server";
- * import { LineDecoderStream } from "@x/sock/framing";
+ * import { TextLineDecoderStream } from "@x/sock/framing";
  * import assert from "node:assert/strict";
  *
  * const room = new ChatRoom();
@@ -23,8 +23,7 @@
  * const join = async () => {
  *   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
  *   const lines = conn.readable
- *     .pipeThrough(new LineDecoderStream())
- *     .pipeThrough(new TextDecoderStream())
+ *     .pipeThrough(new TextLineDecoderStream())
  *     .values();
  *   const next = async () => (await lines.next()).value;
  *   const { port: own } = conn.localAddr as Deno.NetAddr;

@@ -1,44 +1,53 @@
 /**
  * Message framing: TCP delivers bytes, not messages, and one read may hold
  * half a message or three. This module turns bytes into messages and back,
- * under any chunking, with a limit on every message.
+ * under any chunking, with a limit on every message read.
  *
  * Each framing comes in three layers:
  *
  * - A synchronous core, bytes in and messages out with no streams, for hot
  *   loops and for a connection's engine, which runs it inside its read loop:
  *   {@linkcode LineDecoder}, {@linkcode DelimiterDecoder},
- *   {@linkcode LengthPrefixDecoder} and their encoders. Each is a
+ *   {@linkcode LengthPrefixDecoder} and their encoders, and
+ *   {@linkcode TextLineDecoder} for lines as strings. Each is a
  *   {@linkcode SyncTransformer}.
  * - Streams wrapping the core, to compose with `pipeThrough`:
- *   {@linkcode LineDecoderStream}, {@linkcode DelimiterDecoderStream},
- *   {@linkcode LengthPrefixDecoderStream} and their encoders;
- *   {@linkcode BatchStream} hands on all the messages of a chunk at once.
+ *   {@linkcode LineDecoderStream}, {@linkcode TextLineDecoderStream},
+ *   {@linkcode DelimiterDecoderStream}, {@linkcode LengthPrefixDecoderStream}
+ *   and their encoders; {@linkcode BatchStream} hands on all the messages of
+ *   a chunk at once.
  * - Message streams over a connection: {@linkcode framed} with a
- *   {@linkcode lines}, {@linkcode delimited} or {@linkcode lengthPrefixed}
- *   codec.
+ *   {@linkcode lines} (`lines({ text: true })` for strings),
+ *   {@linkcode delimited} or {@linkcode lengthPrefixed} codec.
  *
  * Lines end in "\n" or "\r\n"; other messages end in any byte sequence;
  * length prefixes are 1, 2, 3, 4 or 8 bytes of either byte order, with a field
  * offset, a length adjustment and presets for real protocols
- * ({@linkcode LENGTH_PREFIX_PRESETS}). A message over its limit is an error,
- * or with `oversize: "discard"` is dropped, reported once and decoding goes
- * on with the next message.
+ * ({@linkcode LENGTH_PREFIX_PRESETS}). A message read over its limit
+ * (`maxLineLength`, `maxLength`, `maxFrameLength`) is an error, or with
+ * `oversize: "discard"` is dropped, reported once and decoding goes on with
+ * the next message. Messages written have a limit of their own,
+ * `maxEncodedLength`, unlimited unless set: a short input limit never cuts
+ * a long answer.
+ *
+ * To read text, decode lines with {@linkcode TextLineDecoderStream} (or
+ * `lines({ text: true })`), not a {@linkcode LineDecoderStream} piped into
+ * a `TextDecoderStream`: that skips empty chunks, so it loses every empty
+ * line.
  *
  * The module uses only web-standard APIs: it loads and decodes without the
  * `Deno` global (`framed()` needs a Deno connection only when given one).
  *
  * ```ts
- * import { LineDecoderStream } from "@x/sock/framing";
+ * import { TextLineDecoderStream } from "@x/sock/framing";
  * import assert from "node:assert/strict";
  *
  * const lines = await Array.fromAsync(
- *   ReadableStream.from(["one\r\ntw", "o\n", "three"])
+ *   ReadableStream.from(["one\r\ntw", "o\n\n", "three"])
  *     .pipeThrough(new TextEncoderStream())
- *     .pipeThrough(new LineDecoderStream())
- *     .pipeThrough(new TextDecoderStream()),
+ *     .pipeThrough(new TextLineDecoderStream()),
  * );
- * assert.deepEqual(lines, ["one", "two", "three"]);
+ * assert.deepEqual(lines, ["one", "two", "", "three"]);
  * ```
  *
  * @module
@@ -50,6 +59,7 @@ export type {
   LineOptions,
   OversizeOptions,
   OversizePolicy,
+  TextLineOptions,
 } from "./_framing/options.ts";
 export {
   LENGTH_PREFIX_PRESETS,
@@ -62,6 +72,10 @@ export {
   LineEncoder,
   LineEncoderStream,
 } from "./_framing/line.ts";
+export {
+  TextLineDecoder,
+  TextLineDecoderStream,
+} from "./_framing/text_line.ts";
 export {
   DelimiterDecoder,
   DelimiterDecoderStream,

@@ -206,7 +206,7 @@ export class ChatRoom {
    * ```ts
    * import { ChatRoom } from "@x/sock/chat";
    * import { serve } from "@x/sock/server";
-   * import { LineDecoderStream } from "@x/sock/framing";
+   * import { TextLineDecoderStream } from "@x/sock/framing";
    * import assert from "node:assert/strict";
    *
    * const room = new ChatRoom();
@@ -217,8 +217,7 @@ export class ChatRoom {
    * const { port } = server.addr as Deno.NetAddr;
    * const conn = await Deno.connect({ hostname: "127.0.0.1", port });
    * const lines = conn.readable
-   *   .pipeThrough(new LineDecoderStream())
-   *   .pipeThrough(new TextDecoderStream())
+   *   .pipeThrough(new TextLineDecoderStream())
    *   .values();
    * assert.match((await lines.next()).value!, /^\* you are /); // in the room
    * const stopping = server.shutdown();

@@ -32,7 +32,9 @@ import type {
   DelimiterOptions,
   LineOptions,
   OversizeOptions,
+  TextLineOptions,
 } from "./options.ts";
+import { TextLineDecoder, TextLineDecoderStream } from "./text_line.ts";
 import type { SyncTransformer } from "../sync_transform.ts";
 
 /**
@@ -84,7 +86,7 @@ export interface Codec<In = Uint8Array, Out = Uint8Array> {
   syncEncoder?(): SyncTransformer<In, Uint8Array>;
 }
 
-function withOverrides<T extends OversizeOptions>(
+function withOverrides<T extends OversizeOptions | TextLineOptions>(
   options: T,
   overrides: OversizeOptions | undefined,
 ): T {
@@ -98,10 +100,41 @@ function withOverrides<T extends OversizeOptions>(
 }
 
 /**
- * The line codec, for {@linkcode framed}.
+ * The line codec in text mode, for {@linkcode framed}: each line read is a
+ * string, empty lines are `""` and a character split across reads is
+ * whole (see {@linkcode TextLineDecoder}); lines written are strings or
+ * bytes, as in the bytes mode.
  *
- * @param options Limit, delimiter handling, newline and oversize policy,
- * checked now.
+ * @param options `text: true`, and the limits, delimiter handling,
+ * newline, oversize policy and UTF-8 handling, checked now.
+ * @returns Factories of {@linkcode TextLineDecoderStream} and
+ * {@linkcode LineEncoderStream}.
+ *
+ * @example Text lines, the blank one kept
+ * ```ts
+ * import { framed, lines } from "@x/sock/framing";
+ * import assert from "node:assert/strict";
+ *
+ * const messages = framed(
+ *   {
+ *     readable: ReadableStream.from([new TextEncoder().encode("a: 1\r\n\r\nbody\n")]),
+ *     writable: new WritableStream(),
+ *   },
+ *   lines({ text: true }),
+ * );
+ * assert.deepEqual(await Array.fromAsync(messages), ["a: 1", "", "body"]);
+ * ```
+ */
+export function lines(
+  options: TextLineOptions & { text: true },
+): Codec<Uint8Array | string, string>;
+/**
+ * The line codec, for {@linkcode framed}: lines read are bytes; with
+ * `text: true` (the other overload) they are strings.
+ *
+ * @param options The decoding limit (`maxLineLength`), the encoding one
+ * (`maxEncodedLength`, unlimited by default), delimiter handling, newline
+ * and oversize policy, checked now.
  * @returns Factories of {@linkcode LineDecoderStream} and
  * {@linkcode LineEncoderStream}.
  *
@@ -117,7 +150,39 @@ function withOverrides<T extends OversizeOptions>(
  * assert.equal(text, "hi\r\n");
  * ```
  */
-export function lines(options: LineOptions = {}): Codec<Uint8Array | string> {
+export function lines(
+  options?: LineOptions & { text?: false },
+): Codec<Uint8Array | string>;
+export function lines(
+  options:
+    | LineOptions & { text?: false }
+    | TextLineOptions & { text: true } = {},
+): Codec<Uint8Array | string, Uint8Array | string> {
+  const { text } = options;
+  if (text !== undefined && typeof text !== "boolean") {
+    throw new TypeError(
+      `Cannot create line codec as text must be a boolean: current type is ${
+        text === null ? "null" : typeof text
+      }`,
+    );
+  }
+  if (options.text) {
+    const textOptions: TextLineOptions = options;
+    const encoding: LineOptions = {
+      newline: options.newline,
+      maxEncodedLength: options.maxEncodedLength,
+    };
+    new TextLineDecoder(textOptions);
+    new LineEncoder(encoding);
+    return {
+      decoder: (overrides) =>
+        new TextLineDecoderStream(withOverrides(textOptions, overrides)),
+      encoder: () => new LineEncoderStream(encoding),
+      syncDecoder: (overrides) =>
+        new TextLineDecoder(withOverrides(textOptions, overrides)),
+      syncEncoder: () => new LineEncoder(encoding),
+    };
+  }
   new LineDecoder(options);
   new LineEncoder(options);
   return {
@@ -133,7 +198,9 @@ export function lines(options: LineOptions = {}): Codec<Uint8Array | string> {
 /**
  * The delimiter codec, for {@linkcode framed}.
  *
- * @param options The delimiter, limit and oversize policy, checked now.
+ * @param options The delimiter, the decoding limit (`maxLength`), the
+ * encoding one (`maxEncodedLength`, unlimited by default) and oversize
+ * policy, checked now.
  * @returns Factories of {@linkcode DelimiterDecoderStream} and
  * {@linkcode DelimiterEncoderStream}.
  *
@@ -170,8 +237,10 @@ export function delimited(
 /**
  * The length-prefix codec, for {@linkcode framed}.
  *
- * @param options The layout or a preset's name, checked now (the encoder's
- * extra rule, `lengthFieldOffset` needing `keepHeader`, when it is made).
+ * @param options The layout and its decoding (`maxFrameLength`) and encoding
+ * (`maxEncodedLength`, by default what the field can express) limits, or a
+ * preset's name, checked now (the encoder's extra rule,
+ * `lengthFieldOffset` needing `keepHeader`, when it is made).
  * @returns Factories of {@linkcode LengthPrefixDecoderStream} and
  * {@linkcode LengthPrefixEncoderStream}.
  *

@@ -252,10 +252,13 @@ export class LengthPrefixDecoder
 
 /**
  * Puts a header with the length before each message: the synchronous core
- * of {@linkcode LengthPrefixEncoderStream}. Strings are UTF-8 encoded. A
- * message over `maxFrameLength` (which is at most what the field can
- * express) is a {@linkcode FrameTooLargeError}; one the layout cannot
- * express otherwise is a `RangeError`.
+ * of {@linkcode LengthPrefixEncoderStream}. Strings are UTF-8 encoded.
+ * Payloads of any length the field can express are written unless
+ * `maxEncodedLength` is set (`maxFrameLength` limits decoding only). A
+ * payload over `maxEncodedLength`, or over what the length field can
+ * express, is a {@linkcode FrameTooLargeError} with both numbers; one too
+ * short for the layout (under a positive `lengthAdjustment`) is a
+ * `RangeError`.
  *
  * With `keepHeader`, each message starts with its header, whose length field
  * the encoder fills in (in a copy); otherwise the encoder writes the header,
@@ -274,6 +277,20 @@ export class LengthPrefixDecoder
  * encoder.transform("hi", (b) => out.push(b));
  * assert.deepEqual(out, [new Uint8Array([2, 0, 0, 0x68, 0x69])]);
  * ```
+ *
+ * @example What a 1-byte length field cannot express
+ * ```ts
+ * import { FrameTooLargeError, LengthPrefixEncoder } from "@x/sock/framing";
+ * import assert from "node:assert/strict";
+ *
+ * const encoder = new LengthPrefixEncoder({ lengthFieldBytes: 1 });
+ * assert.throws(() => encoder.transform(new Uint8Array(300), () => {}), {
+ *   name: "FrameTooLargeError",
+ *   message:
+ *     "Cannot encode frame as its length must be <= 255 bytes for a 1-byte length field: current length is 300 bytes",
+ * });
+ * assert.ok(new FrameTooLargeError("", 300, 255) instanceof RangeError);
+ * ```
  */
 export class LengthPrefixEncoder
   implements SyncTransformer<Uint8Array | string, Uint8Array> {
@@ -282,8 +299,9 @@ export class LengthPrefixEncoder
   /**
    * Creates the encoder.
    *
-   * @param options The layout, or a preset's name (the decoding options are
-   * ignored).
+   * @param options The layout and `maxEncodedLength`, or a preset's name
+   * (the decoding options, `maxFrameLength` among them, are checked but
+   * not applied).
    */
   constructor(options: LengthPrefixOptions | LengthPrefixPreset = {}) {
     const what = "length-prefix encoder";
@@ -336,11 +354,19 @@ export class LengthPrefixEncoder
 
   #check(payload: number): void {
     const layout = this.#layout;
-    if (payload > layout.limit) {
+    // The option's limit, when set, is within the field's: check it first.
+    if (payload > layout.encodeLimit) {
       throw new FrameTooLargeError(
-        `Cannot encode frame as its length must be <= ${layout.limit} bytes: current length is ${payload} bytes`,
+        `Cannot encode frame as its length must be <= ${layout.encodeLimit} bytes: current length is ${payload} bytes`,
         payload,
-        layout.limit,
+        layout.encodeLimit,
+      );
+    }
+    if (payload > layout.expressible) {
+      throw new FrameTooLargeError(
+        `Cannot encode frame as its length must be <= ${layout.expressible} bytes for a ${layout.width}-byte length field: current length is ${payload} bytes`,
+        payload,
+        layout.expressible,
       );
     }
     const least = layout.adjustment - layout.counted;
@@ -388,8 +414,8 @@ export class LengthPrefixDecoderStream
 
 /**
  * Puts a length header before each message (strings are UTF-8 encoded). A
- * message over `maxFrameLength`, or over what the field can express, fails
- * with a {@linkcode FrameTooLargeError}. Runs a
+ * message over `maxEncodedLength` (unlimited by default), or over what the
+ * field can express, fails with a {@linkcode FrameTooLargeError}. Runs a
  * {@linkcode LengthPrefixEncoder}.
  *
  * @example Round-trip two messages

@@ -6,7 +6,12 @@
  */
 
 import type { FrameTooLargeError } from "../_errors.ts";
-import { checkCount, checkPolicy, type OversizeOptions } from "./options.ts";
+import {
+  checkCount,
+  checkEncodedLength,
+  checkPolicy,
+  type OversizeOptions,
+} from "./options.ts";
 
 /**
  * The named length-prefix layouts in {@linkcode LENGTH_PREFIX_PRESETS}.
@@ -16,9 +21,13 @@ import { checkCount, checkPolicy, type OversizeOptions } from "./options.ts";
  *   2-byte big-endian length before each message, up to 65535 bytes.
  * - `"tls-record"`: TLS records (RFC 8446 section 5.1): type (1 byte) and
  *   version (2), then a 2-byte big-endian length; frames keep their 5-byte
- *   header; at most 2^14 + 2048 bytes of payload.
+ *   header; at most 2^14 + 2048 bytes of payload, read or written.
  * - `"mongodb"`: MongoDB wire messages, a 4-byte little-endian length that
- *   counts itself; frames keep it; at most 48,000,000 bytes.
+ *   counts itself; frames keep it; at most 48,000,000 bytes, read or
+ *   written.
+ *
+ * A preset's limits are the protocol's, so they bound both directions
+ * (`maxFrameLength` and `maxEncodedLength`).
  *
  * @example A preset by name
  * ```ts
@@ -123,13 +132,24 @@ export interface LengthPrefixOptions extends OversizeOptions {
    */
   keepHeader?: boolean;
   /**
-   * The longest payload in bytes, not counting the header. Must be within
-   * what the length field can express; by default 1 MiB or that, whichever
-   * is smaller.
+   * Decoding: the longest payload read, in bytes, not counting the header.
+   * Must be within what the length field can express; by default 1 MiB or
+   * that, whichever is smaller. It does not limit the frames written (see
+   * `maxEncodedLength`).
    *
    * @default {1048576}
    */
   maxFrameLength?: number;
+  /**
+   * Encoding: the longest payload written, in bytes, not counting the
+   * header; a longer one is refused with a {@linkcode FrameTooLargeError}.
+   * Whatever it is, a payload the length field cannot express is refused
+   * too, naming the field's limit. A non-negative integer within what the
+   * field can express, or `Infinity`.
+   *
+   * @default {Infinity}
+   */
+  maxEncodedLength?: number;
 }
 
 /**
@@ -160,6 +180,7 @@ export const LENGTH_PREFIX_PRESETS: Readonly<
       lengthFieldBytes: 2,
       keepHeader: true,
       maxFrameLength: 16384 + 2048,
+      maxEncodedLength: 16384 + 2048,
     }),
     "mongodb": Object.freeze({
       lengthFieldBytes: 4,
@@ -167,6 +188,7 @@ export const LENGTH_PREFIX_PRESETS: Readonly<
       lengthIncludesHeader: true,
       keepHeader: true,
       maxFrameLength: 48_000_000 - 4,
+      maxEncodedLength: 48_000_000 - 4,
     }),
   } as const,
 );
@@ -181,7 +203,12 @@ export interface PrefixLayout {
   counted: number;
   header: number;
   keepHeader: boolean;
+  /** Decoding: the longest payload read. */
   limit: number;
+  /** Encoding: the longest payload written (`Infinity` when unlimited). */
+  encodeLimit: number;
+  /** The longest payload the field can announce. */
+  expressible: number;
   /** The largest value the field holds. */
   fieldMax: number;
   discard: boolean;
@@ -256,6 +283,15 @@ export function prefixLayout(
       `Cannot create ${what} as maxFrameLength must be <= ${expressible} bytes for a ${width}-byte length field: current value is ${limit}`,
     );
   }
+  const encodeLimit = checkEncodedLength(
+    what,
+    options.maxEncodedLength ?? preset.maxEncodedLength,
+  );
+  if (encodeLimit !== Infinity && encodeLimit > expressible) {
+    throw new RangeError(
+      `Cannot create ${what} as maxEncodedLength must be <= ${expressible} bytes for a ${width}-byte length field: current value is ${encodeLimit}`,
+    );
+  }
   return {
     offset,
     width,
@@ -265,6 +301,8 @@ export function prefixLayout(
     header,
     keepHeader: options.keepHeader ?? preset.keepHeader ?? false,
     limit,
+    encodeLimit,
+    expressible,
     fieldMax,
     ...checkPolicy(what, options),
   };

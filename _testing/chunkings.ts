@@ -80,14 +80,13 @@ export interface Chunking {
  * @example Test a line decoder under every chunking
  * ```ts
  * import { chunkings } from "@x/sock/testing";
- * import { LineDecoderStream } from "@x/sock/framing";
+ * import { TextLineDecoderStream } from "@x/sock/framing";
  * import assert from "node:assert/strict";
  *
  * for (const { name, stream } of chunkings("one\ntwo\r\nthree\n")) {
  *   const lines = await Array.fromAsync(
  *     stream()
- *       .pipeThrough(new LineDecoderStream())
- *       .pipeThrough(new TextDecoderStream()),
+ *       .pipeThrough(new TextLineDecoderStream()),
  *   );
  *   assert.deepEqual(lines, ["one", "two", "three"], name);
  * }

@@ -97,11 +97,9 @@ function takePort(): number {
  *   for await (const line of readable) await writer.write(`${line.length}`);
  *   await writer.close(); // answers after the client's FIN still arrive
  * })();
- * const { readable, writable } = framed(client, lines());
+ * const { readable, writable } = framed(client, lines({ text: true }));
  * await ReadableStream.from(["hello", "hi"]).pipeTo(writable);
- * const answers = await Array.fromAsync(
- *   readable.pipeThrough(new TextDecoderStream()),
- * );
+ * const answers = await Array.fromAsync(readable);
  * await served;
  * assert.deepEqual(answers, ["5", "2"]);
  * ```

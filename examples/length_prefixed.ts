@@ -3,9 +3,11 @@
  * big-endian length (the default layout, preset `"uint32be"`) and then that
  * many bytes, so messages may hold any bytes, newlines included. The server
  * answers each request (a JSON `{ "op", "args" }`) with a JSON result;
- * strings are written as UTF-8. `maxFrameLength` bounds what either side
- * buffers: a larger frame is a `FrameTooLargeError`, and a frame's buffer
- * grows only as its bytes arrive, never to the announced length up front.
+ * strings are written as UTF-8. `maxFrameLength` bounds what each side reads
+ * and buffers: a larger frame is a `FrameTooLargeError`, and a frame's
+ * buffer grows only as its bytes arrive, never to the announced length up
+ * front. What a side writes is limited only by the length field (or by
+ * `maxEncodedLength` when set).
  *
  * ```sh
  * deno run -N examples/length_prefixed.ts

@@ -1,6 +1,8 @@
 /**
  * TCP has no message boundaries: this example sends lines in awkward pieces
- * and still gets whole lines out, with `framed()` and the `lines()` codec.
+ * and still gets whole lines out, with `framed()` and the `lines()` codec
+ * in text mode (`lines({ text: true })`: each line a string, empty lines
+ * kept).
  * A server answers each line with its word count; the client writes its
  * lines split at odd places, then half-closes, and the server adds a total
  * after the client's FIN.
@@ -14,15 +16,14 @@
 import { framed, lines } from "@x/sock/framing";
 import { Connection } from "@x/sock/connection";
 
-const decoder = new TextDecoder();
 using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 
 const served = listener.accept().then(async (conn) => {
-  const { readable, writable } = framed(conn, lines());
+  const { readable, writable } = framed(conn, lines({ text: true }));
   const writer = writable.getWriter();
   let total = 0;
   for await (const line of readable) {
-    const words = decoder.decode(line).split(/\s+/).filter(Boolean).length;
+    const words = line.split(/\s+/).filter(Boolean).length;
     total += words;
     await writer.write(`${words} words`);
   }
@@ -40,6 +41,6 @@ for (const piece of pieces) await client.write(new TextEncoder().encode(piece));
 await client.closeWrite();
 
 // ...and reads whole lines back, through the same codec.
-const { readable } = framed(client, lines());
-for await (const line of readable) console.log(decoder.decode(line));
+const { readable } = framed(client, lines({ text: true }));
+for await (const line of readable) console.log(line);
 await served;

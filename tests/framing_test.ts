@@ -22,6 +22,8 @@ import {
   LineEncoderStream,
   lines,
   type OversizeOptions,
+  TextLineDecoder,
+  TextLineDecoderStream,
   TruncatedFrameError,
 } from "../framing.ts";
 import type { SyncTransformer } from "../sync_transform.ts";
@@ -148,8 +150,8 @@ function encodeWith(
 }
 
 function lineKind(newline: "\n" | "\r\n", keepDelimiter: boolean): Kind {
-  const wide = new LineEncoder({ newline, maxLineLength: 1 << 20 });
-  const plain = new LineEncoder({ newline, maxLineLength: LIMIT });
+  const wide = new LineEncoder({ newline });
+  const plain = new LineEncoder({ newline, maxEncodedLength: LIMIT });
   // Bytes without "\n"; with "\n" endings also no "\r" last, which would
   // read back as part of a CRLF.
   const body = (size: number, next: () => number) => {
@@ -177,8 +179,8 @@ function lineKind(newline: "\n" | "\r\n", keepDelimiter: boolean): Kind {
 
 function delimiterKind(delimiter: string, alphabet?: string): Kind {
   const bytes = encoder.encode(delimiter);
-  const plain = new DelimiterEncoder({ delimiter, maxLength: LIMIT });
-  const wide = new DelimiterEncoder({ delimiter, maxLength: 1 << 20 });
+  const plain = new DelimiterEncoder({ delimiter, maxEncodedLength: LIMIT });
+  const wide = new DelimiterEncoder({ delimiter });
   const letters = alphabet ? Array.from(encoder.encode(alphabet)) : undefined;
   // Long messages avoid the delimiter's first byte, or would hardly ever
   // encode.
@@ -211,10 +213,16 @@ function delimiterKind(delimiter: string, alphabet?: string): Kind {
 }
 
 function prefixKind(layout: LengthPrefixOptions): Kind {
-  const plain = new LengthPrefixEncoder({ ...layout, maxFrameLength: LIMIT });
+  const plain = new LengthPrefixEncoder({
+    ...layout,
+    maxEncodedLength: LIMIT,
+  });
   // A 1-byte field cannot announce much more than the limit.
   const wideMax = layout.lengthFieldBytes === 1 ? 200 : 5000;
-  const wide = new LengthPrefixEncoder({ ...layout, maxFrameLength: wideMax });
+  const wide = new LengthPrefixEncoder({
+    ...layout,
+    maxEncodedLength: wideMax,
+  });
   const header = (layout.lengthFieldOffset ?? 0) +
     (layout.lengthFieldBytes ?? 4);
   // With keepHeader a message is its header (offset bytes random) and payload.
@@ -654,7 +662,7 @@ Deno.test("a length the layout cannot express or make sense of is a named error 
     {
       name: "FrameTooLargeError",
       message:
-        "Cannot encode frame as its length must be <= 255 bytes: current length is 256 bytes",
+        "Cannot encode frame as its length must be <= 255 bytes for a 1-byte length field: current length is 256 bytes",
       length: 256,
       limit: 255,
     },
@@ -788,10 +796,16 @@ Deno.test("presets frame DNS over TCP, TLS records and MongoDB messages", () => 
   assert.throws(
     () =>
       encodeWith(
-        new LengthPrefixEncoder({ preset: "dns", maxFrameLength: 512 }),
+        new LengthPrefixEncoder({ preset: "dns", maxEncodedLength: 512 }),
         new Uint8Array(513),
       ),
     { name: "FrameTooLargeError", limit: 512 },
+  );
+  // A preset's limits are the protocol's: they bound what is written too.
+  assert.throws(
+    () =>
+      encodeWith(new LengthPrefixEncoder("tls-record"), new Uint8Array(18438)),
+    { name: "FrameTooLargeError", length: 18433, limit: 18432 },
   );
 });
 
@@ -813,7 +827,7 @@ Deno.test("encoders take strings and bytes alike and refuse what would not read 
       'Cannot encode line as it must not contain "\\n": found at index 1',
   });
   assert.throws(
-    () => encodeWith(new LineEncoder({ maxLineLength: 3 }), "toolong"),
+    () => encodeWith(new LineEncoder({ maxEncodedLength: 3 }), "toolong"),
     {
       name: "FrameTooLargeError",
       length: 7,
@@ -1124,4 +1138,389 @@ Deno.test("onOversize returns a message or nothing", () => {
     message:
       "Cannot hand on a dropped message's replacement as onOversize must return a Uint8Array or undefined: current type is number",
   });
+});
+
+// Separate limits for reading and writing (issue 19, item 2).
+
+/** The three codecs, each with a short decoding limit. */
+const SHORT_LIMIT = 16;
+const SHORT_CODECS: [string, Codec<Uint8Array | string>][] = [
+  ["lines", lines({ maxLineLength: SHORT_LIMIT })],
+  ["delimited", delimited({ delimiter: "\0", maxLength: SHORT_LIMIT })],
+  ["lengthPrefixed", lengthPrefixed({ maxFrameLength: SHORT_LIMIT })],
+];
+
+Deno.test("a server with a short input limit sends a long answer whole, with every codec", async () => {
+  const answer = "x".repeat(70_000);
+  for (const [name, codec] of SHORT_CODECS) {
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const served = listener.accept().then(async (conn) => {
+      const messages = framed(conn, codec);
+      const writer = messages.writable.getWriter();
+      for await (const request of messages.readable) {
+        await writer.write(text(request) === "long?" ? answer : "short");
+      }
+      await writer.close();
+    });
+    // The client reads with a limit large enough for the answer.
+    const client = framed(
+      await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+      name === "lines"
+        ? lines({ maxLineLength: 1 << 20 })
+        : name === "delimited"
+        ? delimited({ delimiter: "\0", maxLength: 1 << 20 })
+        : lengthPrefixed({ maxFrameLength: 1 << 20 }),
+    );
+    await ReadableStream.from(["long?", "hi", "long?"]).pipeTo(
+      client.writable,
+    );
+    const answers = await Array.fromAsync(client.readable, text);
+    await served;
+    assert.deepEqual(answers, [answer, "short", answer], name);
+  }
+});
+
+Deno.test("maxEncodedLength refuses a longer message with a FrameTooLargeError naming both numbers", async () => {
+  const cases: [SyncTransformer<Uint8Array | string, Uint8Array>, string][] = [
+    [
+      new LineEncoder({ maxLineLength: 2, maxEncodedLength: 8 }),
+      "Cannot encode line as its length must be <= 8 bytes: current length is 9 bytes",
+    ],
+    [
+      new DelimiterEncoder({
+        delimiter: "\0",
+        maxLength: 2,
+        maxEncodedLength: 8,
+      }),
+      "Cannot encode message as its length must be <= 8 bytes: current length is 9 bytes",
+    ],
+    [
+      new LengthPrefixEncoder({ maxFrameLength: 2, maxEncodedLength: 8 }),
+      "Cannot encode frame as its length must be <= 8 bytes: current length is 9 bytes",
+    ],
+  ];
+  for (const [encoderUnderTest, message] of cases) {
+    // At the limit: written, though over the decoding limit.
+    assert.ok(encodeWith(encoderUnderTest, "12345678").length > 8);
+    assert.throws(() => encodeWith(encoderUnderTest, "123456789"), (error) => {
+      assert.ok(error instanceof FrameTooLargeError);
+      assert.ok(error instanceof RangeError);
+      assert.equal(error.message, message);
+      assert.equal(error.length, 9);
+      assert.equal(error.limit, 8);
+      return true;
+    });
+  }
+  // Through framed(): the write is refused and nothing of it is sent.
+  const sent: Uint8Array[] = [];
+  const messages = framed(
+    {
+      readable: ReadableStream.from<Uint8Array>([]),
+      writable: new WritableStream({ write: (b) => void sent.push(b) }),
+    },
+    lines({ maxEncodedLength: 4 }),
+  );
+  const writer = messages.writable.getWriter();
+  await writer.write("four");
+  await assert.rejects(writer.write("fives"), {
+    name: "FrameTooLargeError",
+    message:
+      "Cannot encode line as its length must be <= 4 bytes: current length is 5 bytes",
+  });
+  assert.equal(text(concat(sent)), "four\n");
+});
+
+Deno.test("maxEncodedLength is checked when made and is unlimited by default", () => {
+  const long = "y".repeat(2_000_000);
+  assert.equal(encodeWith(new LineEncoder(), long).length, 2_000_001);
+  assert.equal(
+    encodeWith(new DelimiterEncoder({ delimiter: "\0" }), long).length,
+    2_000_001,
+  );
+  assert.equal(encodeWith(new LengthPrefixEncoder(), long).length, 2_000_004);
+  assert.equal(
+    encodeWith(new LineEncoder({ maxEncodedLength: Infinity }), "abc").length,
+    4,
+  );
+  for (const bad of [-1, 1.5, NaN, "8"]) {
+    for (
+      const [make, what] of [
+        [(n: number) => new LineEncoder({ maxEncodedLength: n }), "line"],
+        [
+          (n: number) =>
+            new DelimiterEncoder({ delimiter: "\0", maxEncodedLength: n }),
+          "delimiter",
+        ],
+        [
+          (n: number) => new LengthPrefixEncoder({ maxEncodedLength: n }),
+          "length-prefix",
+        ],
+        [(n: number) => lines({ maxEncodedLength: n }), "line"],
+      ] as const
+    ) {
+      assert.throws(() => make(bad as number), {
+        name: "RangeError",
+        message:
+          `Cannot create ${what} encoder as maxEncodedLength must be a non-negative integer or Infinity: current value is ${bad}`,
+      });
+    }
+  }
+  // Within what the field can express, which is always enforced.
+  assert.throws(
+    () =>
+      new LengthPrefixEncoder({ lengthFieldBytes: 2, maxEncodedLength: 70000 }),
+    {
+      name: "RangeError",
+      message:
+        "Cannot create length-prefix encoder as maxEncodedLength must be <= 65535 bytes for a 2-byte length field: current value is 70000",
+    },
+  );
+  assert.throws(
+    () => encodeWith(new LengthPrefixEncoder("dns"), new Uint8Array(65536)),
+    {
+      name: "FrameTooLargeError",
+      message:
+        "Cannot encode frame as its length must be <= 65535 bytes for a 2-byte length field: current length is 65536 bytes",
+      length: 65536,
+      limit: 65535,
+    },
+  );
+});
+
+// Lines as text (issue 19, item 3).
+
+/** Runs a text line decoder over chunks, through a reused scratch buffer. */
+function runText(
+  decoder: SyncTransformer<Uint8Array, string>,
+  chunks: Uint8Array[],
+): { lines: string[]; error?: unknown } {
+  const lines: string[] = [];
+  const emit = (line: string) => void lines.push(line);
+  const scratch = new Uint8Array(Math.max(1, ...chunks.map((c) => c.length)));
+  try {
+    for (const chunk of chunks) {
+      scratch.set(chunk);
+      decoder.transform(scratch.subarray(0, chunk.length), emit);
+      scratch.fill(0xee);
+    }
+    decoder.flush?.(emit);
+  } catch (error) {
+    return { lines, error };
+  }
+  return { lines };
+}
+
+Deno.test("a text line decoder keeps empty lines, CRLF or not, under any chunking", async () => {
+  const input = "\n\r\none\r\n\n\ntwo\n\r\n \n\rthree\r\n\r\n";
+  const want = ["", "", "one", "", "", "two", "", " ", "\rthree", ""];
+  for (const [name, chunks] of chunkings(encoder.encode(input))) {
+    assert.deepEqual(
+      runText(new TextLineDecoder(), chunks),
+      { lines: want },
+      name,
+    );
+    const streamed = await Array.fromAsync(
+      ReadableStream.from(chunks.map((c) => c.slice()))
+        .pipeThrough(new TextLineDecoderStream()),
+    );
+    assert.deepEqual(streamed, want, name);
+  }
+  // The pattern it replaces loses them.
+  const lossy = await Array.fromAsync(
+    ReadableStream.from([encoder.encode(input)])
+      .pipeThrough(new LineDecoderStream())
+      .pipeThrough(new TextDecoderStream()),
+  );
+  assert.notDeepEqual(lossy, want);
+  // With keepDelimiter each line keeps its ending, and a last line without
+  // one is the rest.
+  assert.deepEqual(
+    runText(new TextLineDecoder({ keepDelimiter: true }), [
+      encoder.encode("a\r\n\nb"),
+    ]).lines,
+    ["a\r\n", "\n", "b"],
+  );
+});
+
+Deno.test("a text line decoder decodes a 4-byte character split at every offset", () => {
+  const input = "a🦕\n🦕\n\nb🦕c\r\n";
+  const want = ["a🦕", "🦕", "", "b🦕c"];
+  const bytes = encoder.encode(input);
+  for (let i = 0; i <= bytes.length; i++) {
+    for (let j = i; j <= bytes.length; j++) {
+      const chunks = [bytes.slice(0, i), bytes.slice(i, j), bytes.slice(j)];
+      assert.deepEqual(
+        runText(new TextLineDecoder(), chunks),
+        { lines: want },
+        `split at ${i} and ${j}`,
+      );
+    }
+  }
+});
+
+Deno.test("a text line decoder gives the text of random lines under any chunking", () => {
+  const next = prng(19);
+  const alphabet = ["a", "é", "€", "🦕", " ", "\r", "\uFEFF"];
+  const want: string[] = [];
+  let input = "";
+  for (let i = 0; i < 60; i++) {
+    let line = "";
+    const size = i % 5 === 0 ? 0 : next() % 12;
+    for (let k = 0; k < size; k++) line += alphabet[next() % alphabet.length];
+    if (line.endsWith("\r")) line += "a"; // a final "\r" belongs to a CRLF
+    if (i === 0) line = "a" + line; // a first "\uFEFF" would be a BOM
+    want.push(line);
+    input += line + (next() % 2 ? "\r\n" : "\n");
+  }
+  for (const [name, chunks] of chunkings(encoder.encode(input))) {
+    assert.deepEqual(
+      runText(new TextLineDecoder(), chunks),
+      { lines: want },
+      name,
+    );
+  }
+});
+
+Deno.test("a text line decoder limits lines in bytes and drops or answers them as text", () => {
+  // "éé" is 4 bytes: at the limit; "ééé" is 6: over it.
+  const bytes = encoder.encode("éé\nééé\nok\n");
+  for (const [name, chunks] of chunkings(bytes)) {
+    const failed = runText(new TextLineDecoder({ maxLineLength: 4 }), chunks);
+    assert.deepEqual(failed.lines, ["éé"], name);
+    assert.ok(failed.error instanceof FrameTooLargeError, name);
+    assert.equal(failed.error.limit, 4);
+    const reports: number[] = [];
+    const answered = runText(
+      new TextLineDecoder({
+        maxLineLength: 4,
+        oversize: "discard",
+        onOversize: (error) => {
+          reports.push(error.limit);
+          return "(too long)";
+        },
+      }),
+      chunks,
+    );
+    assert.deepEqual(answered, { lines: ["éé", "(too long)", "ok"] }, name);
+    assert.deepEqual(reports, [4], name);
+  }
+  // Bytes from onOversize are decoded; nothing drops the line silently;
+  // anything else is a TypeError.
+  const replacing = (onOversize: () => unknown) =>
+    runText(
+      new TextLineDecoder({
+        maxLineLength: 1,
+        oversize: "discard",
+        onOversize: onOversize as () => string,
+      }),
+      [encoder.encode("long\nk\n")],
+    );
+  assert.deepEqual(replacing(() => encoder.encode("é")), { lines: ["é", "k"] });
+  assert.deepEqual(replacing(() => undefined), { lines: ["k"] });
+  const bad = replacing(() => 5);
+  assert.ok(bad.error instanceof TypeError);
+  assert.equal(
+    bad.error.message,
+    "Cannot hand on a dropped line's replacement as onOversize must return a string, a Uint8Array or undefined: current type is number",
+  );
+});
+
+Deno.test("a text line decoder handles invalid UTF-8 and a byte order mark as TextDecoder does", () => {
+  const invalid = new Uint8Array([0x61, 0xff, 0x0a, 0x62, 0x0a]);
+  assert.deepEqual(runText(new TextLineDecoder(), [invalid]).lines, [
+    "a\uFFFD",
+    "b",
+  ]);
+  const fatal = new TextLineDecoder({ fatal: true });
+  const got = runText(fatal, [invalid]);
+  assert.deepEqual(got.lines, []);
+  assert.ok(got.error instanceof TypeError);
+  assert.equal(
+    got.error.message,
+    "Cannot decode line as it must be valid UTF-8: current line of 2 bytes is not",
+  );
+  // After an error, every call throws it again.
+  assert.throws(() => fatal.transform(encoder.encode("ok\n"), () => {}), {
+    message: got.error.message,
+  });
+  // A BOM starts the input: removed, unless ignoreBOM; later, always kept.
+  const bom = encoder.encode("\uFEFFa\n\uFEFFb\n");
+  for (const [name, chunks] of chunkings(bom, 2)) {
+    assert.deepEqual(
+      runText(new TextLineDecoder(), chunks).lines,
+      ["a", "\uFEFFb"],
+      name,
+    );
+    assert.deepEqual(
+      runText(new TextLineDecoder({ ignoreBOM: true }), chunks).lines,
+      ["\uFEFFa", "\uFEFFb"],
+      name,
+    );
+  }
+  assert.throws(() => new TextLineDecoder({ fatal: 1 as unknown as boolean }), {
+    name: "TypeError",
+    message:
+      "Cannot create text line decoder as fatal must be a boolean: current type is number",
+  });
+  assert.throws(
+    () => new TextLineDecoder({ onOversize: 1 as unknown as () => string }),
+    /^TypeError: Cannot create text line decoder as onOversize must be a function/,
+  );
+});
+
+Deno.test("lines({ text: true }) over framed() keeps the blank line of a key-value exchange", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = listener.accept().then(async (conn) => {
+    // A request is "key: value" lines ended by an empty line.
+    const messages = framed(conn, lines({ text: true, maxLineLength: 64 }));
+    const writer = messages.writable.getWriter();
+    let keys: string[] = [];
+    for await (const line of messages) {
+      const typed: string = line;
+      if (typed === "") {
+        await writer.write(`got ${keys.join(",")}`);
+        keys = [];
+      } else keys.push(typed.split(":")[0]!);
+    }
+    await writer.close();
+  });
+  const client = framed(
+    await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+    lines({ text: true, newline: "\r\n" }),
+  );
+  await ReadableStream.from(["a: 1", "ü: 2", "", "c: 🦕", ""]).pipeTo(
+    client.writable,
+  );
+  const answers: string[] = await Array.fromAsync(client.readable);
+  await served;
+  assert.deepEqual(answers, ["got a,ü", "got c"]);
+});
+
+Deno.test("lines({ text: true }) streams text, takes framed()'s oversize overrides and checks text", async () => {
+  const codec: Codec<Uint8Array | string, string> = lines({
+    text: true,
+    maxLineLength: 3,
+  });
+  const streamed = await Array.fromAsync(
+    ReadableStream.from(["ab", "", "é"]).pipeThrough(codec.encoder())
+      .pipeThrough(codec.decoder()),
+  );
+  assert.deepEqual(streamed, ["ab", "", "é"]);
+  const messages = framed(
+    {
+      readable: ReadableStream.from([encoder.encode("ok\ntoo long\n\n")]),
+      writable: new WritableStream(),
+    },
+    codec,
+    { oversize: "discard", onOversize: () => encoder.encode("-") },
+  );
+  assert.deepEqual(await Array.fromAsync(messages), ["ok", "-", ""]);
+  assert.throws(() => lines({ text: "yes" as unknown as true }), {
+    name: "TypeError",
+    message:
+      "Cannot create line codec as text must be a boolean: current type is string",
+  });
+  // Without text, lines stay bytes.
+  const bytes: Codec<Uint8Array | string, Uint8Array> = lines({ text: false });
+  assert.ok(bytes.syncDecoder!() instanceof LineDecoder);
 });
