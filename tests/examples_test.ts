@@ -15,7 +15,8 @@ const encoder = new TextEncoder();
 /**
  * A running example program, with its stdout read line by line; or, with
  * `program`, one of the package's programs (`server.ts`), whose log lines on
- * stderr are read instead.
+ * stderr are read instead; or, with `script`, the program at the path `name`
+ * (stdout read).
  */
 class Example implements AsyncDisposable {
   readonly child: Deno.ChildProcess;
@@ -25,11 +26,16 @@ class Example implements AsyncDisposable {
   constructor(
     name: string,
     args: string[] = [],
-    options: { program?: boolean; flags?: string[] } = {},
+    options: { program?: boolean; script?: boolean; flags?: string[] } = {},
   ) {
-    const { program = false, flags = ["-N"] } = options;
+    const { program = false, script = false, flags = ["-N"] } = options;
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...flags, program ? name : `examples/${name}`, ...args],
+      args: [
+        "run",
+        ...flags,
+        program || script ? name : `examples/${name}`,
+        ...args,
+      ],
       cwd: root,
       stdin: "null",
       stdout: program ? "null" : "piped",
@@ -284,40 +290,260 @@ function matches(pattern: string, path: string): boolean {
   return new RegExp(`^${regexp}(?:/.*)?$`).test(path);
 }
 
-Deno.test("README's relative links name files that exist and are published", async () => {
-  const readme = await Deno.readTextFile(`${root}README.md`);
+/** The markdown files whose links and anchors a test checks. */
+async function markdownFiles(): Promise<string[]> {
+  const files = ["README.md", "CHANGELOG.md", "bench/README.md"];
+  for await (const entry of Deno.readDir(`${root}docs`)) {
+    if (entry.isFile && entry.name.endsWith(".md")) {
+      files.push(`docs/${entry.name}`);
+    }
+  }
+  return files.sort();
+}
+
+/** A markdown text without its fenced code blocks and inline code. */
+function prose(markdown: string): string {
+  return markdown.replace(/^```[^\n]*\n[\s\S]*?^```$/gm, "")
+    .replace(/`[^`\n]*`/g, "");
+}
+
+/** The anchors of a markdown file's headings, as GitHub and JSR make them. */
+function anchors(markdown: string): Set<string> {
+  const found = new Set<string>();
+  const counts = new Map<string, number>();
+  for (
+    const [, heading] of prose(markdown.replace(/`/g, "")).matchAll(
+      /^#{1,6} +(.+?) *#*$/gm,
+    )
+  ) {
+    const slug = heading!.trim().toLowerCase()
+      .replace(/\[([^\]]*)\]\([^)]*\)/g, "$1")
+      .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+      .replace(/\s/g, "-");
+    const seen = counts.get(slug) ?? 0;
+    counts.set(slug, seen + 1);
+    found.add(seen === 0 ? slug : `${slug}-${seen}`);
+  }
+  return found;
+}
+
+/** Resolves `link`, relative to the markdown file `from`, to a path in root. */
+function resolveLink(from: string, link: string): string {
+  const url = new URL(link, new URL(from, "file:///root/"));
+  return decodeURIComponent(url.pathname.replace(/^\/root\//, ""));
+}
+
+Deno.test("the docs' relative links name files that exist, anchors that exist, and published files from published pages", async () => {
   const config = JSON.parse(await Deno.readTextFile(`${root}deno.json`));
   const include: string[] = config.publish?.include ?? ["**"];
   const exclude: string[] = config.publish?.exclude ?? [];
-  const links = [...readme.matchAll(/\]\(([^)\s]+)\)/g)]
-    .map((match) => match[1]!)
-    .filter((link) => !/^[a-z]+:|^#/.test(link))
-    .map((link) => link.replace(/^\.\//, "").replace(/#.*$/, ""));
-  assert.ok(links.length > 0, "README links to no file of its own");
+  const published = (path: string) =>
+    include.some((p) => matches(p, path)) &&
+    !exclude.some((p) => matches(p, path));
+  const files = await markdownFiles();
+  assert.ok(files.includes("docs/library.md"), JSON.stringify(files));
+  const texts = new Map<string, string>();
+  const read = async (path: string) => {
+    if (!texts.has(path)) {
+      texts.set(path, await Deno.readTextFile(`${root}${path}`));
+    }
+    return texts.get(path)!;
+  };
   const broken: string[] = [];
-  for (const link of new Set(links)) {
-    const exists = await Deno.stat(`${root}${link}`).then(
-      () => true,
-      () => false,
-    );
-    const published = include.some((p) => matches(p, link)) &&
-      !exclude.some((p) => matches(p, link));
-    if (!exists) broken.push(`${link}: no such file`);
-    else if (!published) broken.push(`${link}: not in publish.include`);
+  let checked = 0;
+  for (const file of files) {
+    const links = [...prose(await read(file)).matchAll(/\]\(([^)\s]+)\)/g)]
+      .map((match) => match[1]!)
+      .filter((link) => !/^[a-z]+:/.test(link));
+    assert.ok(links.length > 0, `${file} links to nothing of its own`);
+    for (const link of new Set(links)) {
+      checked++;
+      const [target, anchor] = link.startsWith("#")
+        ? [file, link.slice(1)]
+        : [resolveLink(file, link.replace(/#.*$/, "")), link.split("#")[1]];
+      const where = `${file}: ${link}`;
+      const exists = await Deno.stat(`${root}${target}`).then(
+        () => true,
+        () => false,
+      );
+      if (!exists) {
+        broken.push(`${where}: no such file`);
+        continue;
+      }
+      if (published(file) && !published(target)) {
+        broken.push(`${file} links to ${target}, not in publish.include`);
+      }
+      if (anchor !== undefined && target.endsWith(".md")) {
+        if (!anchors(await read(target)).has(anchor)) {
+          broken.push(`${where}: ${target} has no heading #${anchor}`);
+        }
+      }
+    }
   }
-  assert.deepEqual(broken, []);
+  assert.ok(checked > 30, `only ${checked} links checked`);
+  assert.deepEqual([...new Set(broken)], []);
 });
 
-/** How to look for openssl, which README's TLS recipes run. */
+Deno.test("README stays a front page: under 20 KB", async () => {
+  const { size } = await Deno.stat(`${root}README.md`);
+  assert.ok(size < 20_000, `README.md is ${size} bytes`);
+});
+
+/** The fenced code blocks of a markdown file, with their info strings. */
+async function codeBlocks(
+  file: string,
+): Promise<{ info: string; code: string }[]> {
+  const text = await Deno.readTextFile(`${root}${file}`);
+  return [...text.matchAll(/^```([^\n]*)\n([\s\S]*?)^```$/gm)]
+    .map((match) => ({ info: match[1]!.trim(), code: match[2]! }));
+}
+
+/** The code of the first `info` block of `file` that contains `marker`. */
+async function codeBlock(
+  file: string,
+  info: string,
+  marker: string,
+): Promise<string> {
+  const block = (await codeBlocks(file))
+    .find((b) => b.info === info && b.code.includes(marker));
+  assert.ok(block, `${file} has no ${info} block with "${marker}"`);
+  return block.code;
+}
+
+/**
+ * Writes a program from a README block into `dir`, with its `@x/sock`
+ * imports pointing at this checkout (a file outside the package cannot name
+ * it), and returns the file's path.
+ */
+async function writeProgram(
+  code: string,
+  dir: string,
+  name: string,
+): Promise<string> {
+  const config = JSON.parse(await Deno.readTextFile(`${root}deno.json`));
+  const exports: Record<string, string> = config.exports;
+  const source = code.replace(
+    /(["'])@x\/sock(\/[a-z-]+)?\1/g,
+    (_, _quote, entry?: string) => {
+      const target = exports[entry ? `.${entry}` : "."];
+      assert.ok(target, `deno.json exports no @x/sock${entry ?? ""}`);
+      return JSON.stringify(
+        new URL(target, new URL("../", import.meta.url)).href,
+      );
+    },
+  );
+  const path = `${dir}/${name}`;
+  await Deno.writeTextFile(path, source);
+  return path;
+}
+
+/**
+ * A README server, made to listen on a free port and print its address:
+ * README's `{ port: 9990 }` becomes `{ port: 0, onListen }`.
+ */
+function onFreePort(code: string): string {
+  assert.ok(code.includes("{ port: 9990 }"), code);
+  return code.replace(
+    "{ port: 9990 }",
+    "{ port: 0, onListen: (addr) => console.log(JSON.stringify(addr)) }",
+  );
+}
+
+/** Runs a README server block (type-checked) and returns it with its port. */
+async function startReadmeServer(
+  marker: string,
+  dir: string,
+): Promise<{ server: Example; port: number }> {
+  const code = await codeBlock("README.md", "ts ignore", marker);
+  const path = await writeProgram(onFreePort(code), dir, "server.ts");
+  const server = new Example(path, [], {
+    script: true,
+    flags: ["--check", "-N"],
+  });
+  const [, port] = await server.waitFor(/"port":(\d+)/);
+  return { server, port: Number(port) };
+}
+
+Deno.test("README's two commands come first: the server command serves, and the test command is what CI runs", async () => {
+  const readme = await Deno.readTextFile(`${root}README.md`);
+  const blocks = (await codeBlocks("README.md")).filter((b) => b.info === "sh");
+  const index = blocks.findIndex((b) => b.code.includes("deno task test"));
+  assert.ok(index >= 0 && index <= 1, "not among README's first sh blocks");
+  const commands = blocks[index]!.code.split("\n")
+    .filter((line) => line && !line.startsWith("#"));
+  assert.deepEqual(commands, ["deno run -N server.ts", "deno task test"]);
+  // A fresh machine: the same through npx, as .ci/run does when Deno is missing.
+  assert.ok(readme.includes("`npx -y deno@2 run -N server.ts`"));
+  assert.ok(readme.includes("`npx -y deno@2 task test`"));
+  const ci = await Deno.readTextFile(`${root}.ci/run`);
+  assert.ok(ci.includes("deno=(npx -y deno@2)"), "CI has no npx fallback");
+  assert.ok(ci.includes('"${deno[@]}" task test'), "CI runs another command");
+  // The server command, run as README runs it (on a free port here).
+  const words = commands[0]!.split(" ");
+  assert.deepEqual([...words.slice(0, 2), words.at(-1)], [
+    "deno",
+    "run",
+    "server.ts",
+  ]);
+  const flags = words.slice(2, -1); // -N
+  await using server = new Example("server.ts", ["-p", "0"], {
+    program: true,
+    flags,
+  });
+  const [, port] = await server.waitFor(/^Listening on 127\.0\.0\.1:(\d+)/);
+  assert.equal(await ask(Number(port), "hello\n"), "HELLO\n");
+});
+
+Deno.test("README's server and client run as written and talk to each other", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sock_readme_" });
+  try {
+    const { server, port } = await startReadmeServer("UpperCaseStream", dir);
+    await using _server = server;
+    assert.equal(await ask(port, "hello, nc\n"), "HELLO, NC\n");
+    const code = await codeBlock("README.md", "ts ignore", "exchange(");
+    assert.ok(code.includes("{ port: 9990 }"), code);
+    const path = await writeProgram(
+      code.replace("{ port: 9990 }", `{ port: ${port} }`),
+      dir,
+      "client.ts",
+    );
+    await using client = new Example(path, [], {
+      script: true,
+      flags: ["--check", "-N"],
+    });
+    const lines = await client.rest();
+    assert.equal((await client.child.status).code, 0);
+    assert.deepEqual(lines, ["HELLO, SOCKETS", ""]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("README's framed() server answers the nc session README shows", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sock_readme_" });
+  try {
+    const { server, port } = await startReadmeServer("framed(", dir);
+    await using _server = server;
+    const session = await codeBlock("README.md", "console", "nc -N");
+    const [command, ...output] = session.trimEnd().split("\n");
+    const input = command!.match(
+      /^\$ printf '([^']*)' \| nc -N 127\.0\.0\.1 9990$/,
+    );
+    assert.ok(input, command);
+    // What `nc -N` does: send the input, then FIN; print all until the end.
+    const text = input[1]!.replaceAll("\\n", "\n");
+    assert.equal(await ask(port, text), output.join("\n") + "\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** How to look for openssl, which the TLS recipes of docs/tls.md run. */
 const OPENSSL = { args: ["version"], apt: "openssl", file: "examples_test" };
 
-/** Runs README's first `sh` block containing `marker` with bash in `dir`. */
-async function runReadmeBlock(marker: string, dir: string): Promise<void> {
-  const readme = await Deno.readTextFile(`${root}README.md`);
-  const block = [...readme.matchAll(/^```sh\n([\s\S]*?)^```$/gm)]
-    .map((match) => match[1]!)
-    .find((text) => text.includes(marker));
-  assert.ok(block, `README has no sh block with "${marker}"`);
+/** Runs docs/tls.md's first `sh` block containing `marker` with bash in `dir`. */
+async function runTlsBlock(marker: string, dir: string): Promise<void> {
+  const block = await codeBlock("docs/tls.md", "sh", marker);
   const { code, stderr } = await new Deno.Command("bash", {
     args: ["-euo", "pipefail", "-c", block],
     cwd: dir,
@@ -351,14 +577,14 @@ async function tlsRoundTrip(
   );
 }
 
-Deno.test("README's TLS recipe (a leaf signed by a throw-away CA) works with serve(), connect() and both programs", async () => {
+Deno.test("docs/tls.md's TLS recipe (a leaf signed by a throw-away CA) works with serve(), connect() and both programs", async () => {
   if (!installed("openssl", OPENSSL)) return;
   const dir = await Deno.makeTempDir({ prefix: "sock_tls_" });
   try {
-    await runReadmeBlock("openssl x509 -req", dir);
+    await runTlsBlock("openssl x509 -req", dir);
     const cert = `${dir}/cert.pem`, key = `${dir}/key.pem`;
     await tlsRoundTrip({ cert, key, ca: `${dir}/ca.pem` });
-    // The programs, as README runs them (port 0 here).
+    // The programs, as docs/tls.md runs them (port 0 here).
     await using server = new Example(
       "server.ts",
       ["--cert", cert, "--key", key, "-p", "0"],
@@ -394,11 +620,11 @@ Deno.test("README's TLS recipe (a leaf signed by a throw-away CA) works with ser
   }
 });
 
-Deno.test("README's short TLS recipe (a self-signed certificate, CA:FALSE) works with serve() and connect()", async () => {
+Deno.test("docs/tls.md's short TLS recipe (a self-signed certificate, CA:FALSE) works with serve() and connect()", async () => {
   if (!installed("openssl", OPENSSL)) return;
   const dir = await Deno.makeTempDir({ prefix: "sock_tls_" });
   try {
-    await runReadmeBlock("-addext", dir);
+    await runTlsBlock("-addext", dir);
     const cert = `${dir}/cert.pem`;
     await tlsRoundTrip({ cert, key: `${dir}/key.pem`, ca: cert });
   } finally {
