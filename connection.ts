@@ -52,7 +52,11 @@ import type {
   ConnectionState,
 } from "./_connection/options.ts";
 import { concat } from "./_connection/bytes.ts";
-import { type BytePort, registerBytePort } from "./_connection/byte_port.ts";
+import {
+  type BytePort,
+  type EncodesInto,
+  registerBytePort,
+} from "./_connection/byte_port.ts";
 import {
   type ConnectionReader,
   PullReader,
@@ -72,6 +76,8 @@ export type {
 export type { ConnectionReader } from "./_connection/pull_reader.ts";
 
 const MIN_READ = 1024;
+/** The first size of a write segment that messages are encoded into. */
+const SEGMENT_START = 4096;
 /** A free tail shorter than this is not worth a read of its own. */
 const CARVE_MIN = 256;
 const DEFAULT_MAX_READ = 1 << 20;
@@ -217,6 +223,8 @@ export class Connection implements Disposable, AsyncDisposable {
   #closingWrite?: Promise<void>;
   /** framed() holds small writes back while it hands out one read's messages. */
   #corked = false;
+  /** framed()'s wait for room in the buffer, shared. */
+  #roomWaiter?: PromiseWithResolvers<void>;
 
   /**
    * Wraps a connection. From here on, only this object may touch it.
@@ -403,22 +411,10 @@ export class Connection implements Disposable, AsyncDisposable {
    */
   #write(chunk: Uint8Array, owned: boolean): Promise<void> {
     try {
-      checkChunk(chunk);
-      this.#checkWritable();
+      return this.#writeNow(chunk, owned) ?? Promise.resolve();
     } catch (error) {
       return Promise.reject(error);
     }
-    if (chunk.length === 0) return Promise.resolve();
-    const copy = chunk.length < this.#directWrite;
-    if (
-      this.#waiters.length === 0 &&
-      (!copy || this.#buffered + chunk.length <= this.#writeBufferSize)
-    ) {
-      const done = this.#admit(chunk, owned);
-      this.#kick(!copy);
-      return done ?? Promise.resolve();
-    }
-    return this.#wait(chunk, owned);
   }
 
   /** Waits in line, so that writes leave in the order they were made. */
@@ -441,11 +437,12 @@ export class Connection implements Disposable, AsyncDisposable {
   }
 
   /**
-   * framed()'s write: as `#write`, but `undefined` instead of a resolved
-   * promise when the bytes were copied into the buffer, and it throws
-   * instead of rejecting.
+   * The write behind `write()` and framed()'s: `undefined` when the bytes
+   * were taken into the buffer (copied, or queued as they are when `owned`),
+   * a promise when they wait for room or are sent without a copy; throws
+   * where a write cannot start.
    */
-  #writeNow(chunk: Uint8Array): Promise<void> | undefined {
+  #writeNow(chunk: Uint8Array, owned: boolean): Promise<void> | undefined {
     checkChunk(chunk);
     this.#checkWritable();
     if (chunk.length === 0) return undefined;
@@ -454,20 +451,107 @@ export class Connection implements Disposable, AsyncDisposable {
       this.#waiters.length === 0 &&
       (!copy || this.#buffered + chunk.length <= this.#writeBufferSize)
     ) {
-      const done = this.#admit(chunk, false);
+      const done = this.#admit(chunk, owned);
       this.#kick(!copy);
       return done;
     }
-    return this.#wait(chunk, false);
+    return this.#wait(chunk, owned);
   }
 
-  /** `undefined` while the write buffer has room, or a promise of room. */
+  /**
+   * framed()'s write: a small chunk is always copied into the buffer, even
+   * past its size (by one read's replies at most: framed() reads no more
+   * until there is room), so that a write costs no promise; a large one is
+   * written as by `write()`. Returns the promise of room once the buffer is
+   * full.
+   */
+  #writeMessage(chunk: Uint8Array): Promise<void> | undefined {
+    if (chunk.length >= this.#directWrite || this.#waiters.length > 0) {
+      return this.#writeNow(chunk, false);
+    }
+    checkChunk(chunk);
+    this.#checkWritable();
+    this.#admit(chunk, false);
+    if (this.#buffered < this.#writeBufferSize) {
+      this.#kick(false);
+      return undefined;
+    }
+    return this.#room();
+  }
+
+  /**
+   * framed()'s encode straight into the buffer: `encoder` writes `message`
+   * into the last segment (grown, or a new one, when it does not fit), then
+   * as `#writeMessage`. `false` when it cannot: writes are waiting, or the
+   * message needs more than a whole segment.
+   */
+  #encodeMessage<M>(
+    encoder: EncodesInto<M>,
+    message: M,
+  ): Promise<void> | undefined | false {
+    this.#checkWritable();
+    if (this.#waiters.length > 0) return false;
+    let segment = this.#segments.at(-1);
+    let fresh = segment === undefined || segment.done !== undefined ||
+      segment === this.#inFlight || segment.fixed === true;
+    if (fresh) {
+      segment = {
+        data: new Uint8Array(Math.min(SEGMENT_START, this.#writeBufferSize)),
+        length: 0,
+      };
+    }
+    let end = encoder.encodeInto(message, segment!.data, segment!.length);
+    while (end < 0) {
+      const data = segment!.data;
+      if (data.length < this.#writeBufferSize) {
+        const grown = new Uint8Array(
+          Math.min(data.length * 2, this.#writeBufferSize),
+        );
+        grown.set(data.subarray(0, segment!.length));
+        segment!.data = grown;
+      } else if (segment!.length > 0) {
+        // Full (and already queued, as only a queued one holds bytes).
+        segment = { data: new Uint8Array(this.#writeBufferSize), length: 0 };
+        fresh = true;
+      } else return false;
+      end = encoder.encodeInto(message, segment!.data, segment!.length);
+    }
+    this.#buffered += end - segment!.length;
+    segment!.length = end;
+    if (fresh) this.#segments.push(segment!);
+    if (this.#buffered < this.#writeBufferSize) {
+      this.#kick(false);
+      return undefined;
+    }
+    return this.#room();
+  }
+
+  /**
+   * `undefined` while the write buffer has room, or else a promise that
+   * resolves once it has: one promise for everyone who waits.
+   */
   #room(): Promise<void> | undefined {
     if (this.#buffered < this.#writeBufferSize && this.#waiters.length === 0) {
       return undefined;
     }
     this.#kick(true);
-    return this.#flushing?.then(noop, noop);
+    if (this.#roomWaiter === undefined) {
+      this.#roomWaiter = Promise.withResolvers<void>();
+      // Whoever waits sees the error; nobody waiting is no crash.
+      this.#roomWaiter.promise.catch(noop);
+    }
+    return this.#roomWaiter.promise;
+  }
+
+  /** Wakes whoever waits for room, once there is. */
+  #roomMade(): void {
+    if (
+      this.#roomWaiter !== undefined &&
+      this.#buffered < this.#writeBufferSize && this.#waiters.length === 0
+    ) {
+      this.#roomWaiter.resolve();
+      this.#roomWaiter = undefined;
+    }
   }
 
   #uncork(): void {
@@ -559,7 +643,9 @@ export class Connection implements Disposable, AsyncDisposable {
    * await served;
    * ```
    */
-  serve(service: ReadableWritablePair<Uint8Array, Uint8Array>): Promise<void> {
+  serve(
+    service: ReadableWritablePair<Uint8Array, Uint8Array<ArrayBuffer>>,
+  ): Promise<void> {
     try {
       this.#take("engine");
     } catch (error) {
@@ -648,6 +734,9 @@ export class Connection implements Disposable, AsyncDisposable {
   async #readOwned(): Promise<Uint8Array | null> {
     if (this.#pushback) return this.#takePushback()!;
     if (this.#readDone) return this.#endedRead();
+    // A cap on owned reads (64 or 128 KiB buffers, which the allocator
+    // recycles, instead of a fresh one of up to 1 MiB) was measured and did
+    // not win: reads sized by #adapt stay (see bench/connection_bench.ts).
     let buffer = this.#carve;
     if (
       buffer === undefined ||
@@ -934,10 +1023,16 @@ export class Connection implements Disposable, AsyncDisposable {
     const last = this.#segments.at(-1);
     // The last small segment takes more bytes until it is sent; a caller's
     // chunk queued as it was is first copied into a buffer of our own.
+    const needed = (last?.length ?? 0) + chunk.length;
+    // Segments grow to writeBufferSize at most: past it (framed() may go
+    // past it within one read's replies) a new one starts, so that nothing
+    // is copied again and again.
     if (
-      last !== undefined && last.done === undefined && last !== this.#inFlight
+      last !== undefined && last.done === undefined &&
+      last !== this.#inFlight &&
+      (needed <= this.#writeBufferSize ||
+        (!last.fixed && needed <= last.data.length))
     ) {
-      const needed = last.length + chunk.length;
       if (last.fixed || needed > last.data.length) {
         const grown = new Uint8Array(
           Math.min(
@@ -949,7 +1044,12 @@ export class Connection implements Disposable, AsyncDisposable {
         last.data = grown;
         last.fixed = false;
       }
-      last.data.set(chunk, last.length);
+      const data = last.data;
+      const at = last.length;
+      // A few bytes are copied faster by hand than by a call to set().
+      if (chunk.length <= 16) {
+        for (let i = 0; i < chunk.length; i++) data[at + i] = chunk[i]!;
+      } else data.set(chunk, at);
       last.length = needed;
     } else {
       this.#segments.push(
@@ -1001,6 +1101,7 @@ export class Connection implements Disposable, AsyncDisposable {
         else {
           this.#buffered -= segment.length;
           this.#wake();
+          this.#roomMade();
         }
       }
     } catch (error) {
@@ -1036,6 +1137,8 @@ export class Connection implements Disposable, AsyncDisposable {
     this.#segments = [];
     this.#waiters = [];
     this.#buffered = 0;
+    this.#roomWaiter?.reject(error);
+    this.#roomWaiter = undefined;
   }
 
   /** Waits until nothing is queued, waiting or being sent. */
@@ -1244,7 +1347,14 @@ export class Connection implements Disposable, AsyncDisposable {
     }
 
     write(bytes: Uint8Array): Promise<void> | undefined {
-      return this.#c.#writeNow(bytes);
+      return this.#c.#writeMessage(bytes);
+    }
+
+    encode<M>(
+      encoder: EncodesInto<M>,
+      message: M,
+    ): Promise<void> | undefined | false {
+      return this.#c.#encodeMessage(encoder, message);
     }
 
     room(): Promise<void> | undefined {

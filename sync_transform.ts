@@ -209,9 +209,10 @@ export class SyncTransformStream<I, O> extends TransformStream<I, O> {
 }
 
 /**
- * Fuses two synchronous stages into one: what `first` emits goes straight
- * into `second`, with no stream and no copy between them. Chain the result
- * again for longer pipelines.
+ * Fuses synchronous stages into one: what each stage emits goes straight
+ * into the next, with no stream and no copy between them. It takes two to
+ * six stages, each typed against its neighbours; chain the result again
+ * for longer pipelines.
  *
  * @typeParam A The type of chunks into `first`.
  * @typeParam B The type of chunks between the stages.
@@ -239,8 +240,70 @@ export class SyncTransformStream<I, O> extends TransformStream<I, O> {
  * );
  * assert.deepEqual(out, ["A", "B", "C"]);
  * ```
+ *
+ * @example Three stages, each typed against the next
+ * ```ts
+ * import { chain, SyncTransformStream } from "@x/sock/sync-transform";
+ * import assert from "node:assert/strict";
+ *
+ * const lengths = chain(
+ *   { transform: (text: string, emit: (word: string) => void) => text.split(" ").forEach(emit) },
+ *   { transform: (word: string, emit: (n: number) => void) => emit(word.length) },
+ *   { transform: (n: number, emit: (s: string) => void) => emit(`${n}`) },
+ * );
+ * const out = await Array.fromAsync(
+ *   ReadableStream.from(["ab c"]).pipeThrough(new SyncTransformStream(lengths)),
+ * );
+ * assert.deepEqual(out, ["2", "1"]);
+ * ```
  */
 export function chain<A, B, C>(
+  first: SyncTransformer<A, B>,
+  second: SyncTransformer<B, C>,
+): SyncTransformer<A, C>;
+/** Fuses three stages, as the two-stage form does. */
+export function chain<A, B, C, D>(
+  first: SyncTransformer<A, B>,
+  second: SyncTransformer<B, C>,
+  third: SyncTransformer<C, D>,
+): SyncTransformer<A, D>;
+/** Fuses four stages, as the two-stage form does. */
+export function chain<A, B, C, D, E>(
+  first: SyncTransformer<A, B>,
+  second: SyncTransformer<B, C>,
+  third: SyncTransformer<C, D>,
+  fourth: SyncTransformer<D, E>,
+): SyncTransformer<A, E>;
+/** Fuses five stages, as the two-stage form does. */
+export function chain<A, B, C, D, E, F>(
+  first: SyncTransformer<A, B>,
+  second: SyncTransformer<B, C>,
+  third: SyncTransformer<C, D>,
+  fourth: SyncTransformer<D, E>,
+  fifth: SyncTransformer<E, F>,
+): SyncTransformer<A, F>;
+/** Fuses six stages, as the two-stage form does. */
+export function chain<A, B, C, D, E, F, G>(
+  first: SyncTransformer<A, B>,
+  second: SyncTransformer<B, C>,
+  third: SyncTransformer<C, D>,
+  fourth: SyncTransformer<D, E>,
+  fifth: SyncTransformer<E, F>,
+  sixth: SyncTransformer<F, G>,
+): SyncTransformer<A, G>;
+export function chain(
+  ...stages: SyncTransformer<unknown, unknown>[]
+): SyncTransformer<unknown, unknown> {
+  if (stages.length < 2) {
+    throw new TypeError(
+      `Cannot chain stages as it takes at least two: current count is ${stages.length}`,
+    );
+  }
+  return stages.reduce((first, second) => fuse(first, second));
+}
+
+/** Fuses two stages: the work of {@linkcode chain}. */
+function fuse<A, B, C>(
   first: SyncTransformer<A, B>,
   second: SyncTransformer<B, C>,
 ): SyncTransformer<A, C> {

@@ -179,7 +179,11 @@ async function session(
 }
 
 /** Settles a pipe's promise as "done" or the error. */
-type Ending = "peer closed" | "input ended" | "quit after EOF";
+type Ending =
+  | "peer closed"
+  | "input ended"
+  | "quit after EOF"
+  | "output closed";
 
 /**
  * Runs both directions. Resolves with how it ended; rejects on a network
@@ -257,7 +261,12 @@ async function exchangeBytes(
       // At a terminal nobody waits for that: quit, as netcat does.
       if (inputEnded || interactive) done.resolve("peer closed");
     },
-    (error) => done.reject(stdoutError ? stdoutFailed(stdoutError) : error),
+    (error) =>
+      // The reader of our output left (\`client ... | head -3\`): that ends
+      // the client quietly with 0, as it ends nc.
+      stdoutError instanceof Deno.errors.BrokenPipe
+        ? done.resolve("output closed")
+        : done.reject(stdoutError ? stdoutFailed(stdoutError) : error),
   );
 
   // Sending: stdin, with --crlf, through the dump; FIN at its end unless

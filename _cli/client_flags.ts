@@ -40,7 +40,8 @@ at a terminal it exits at once. At a terminal a line is sent when you press
 Enter, and Ctrl-D after part of a line sends that part at once.
 
 Arguments:
-  host                          host name or address (default: 127.0.0.1)
+  host                          host name or address (default: 127.0.0.1);
+                                host:port and [::1]:port work too
   port                          port, 1 to 65535 (default: ${DEFAULT_PORT})
 
 Options:
@@ -124,11 +125,36 @@ const FLAGS = {
   verbose: { type: "boolean", short: "v" },
 } as const;
 
+const TO_SERVER =
+  "this is the client; run the server program to listen: deno run -N jsr:@x/sock/server";
+
+/** What to say about netcat flags the client does not take. */
+const NETCAT_HINTS: Record<string, string> = {
+  "-l": `${TO_SERVER} -p <port>`,
+  "--listen": `${TO_SERVER} -p <port>`,
+  "-k": `${TO_SERVER} (it serves many clients and keeps listening)`,
+  "--keep-open": `${TO_SERVER} (it serves many clients and keeps listening)`,
+  "-e": `${TO_SERVER} -e <command> (needs --allow-run)`,
+  "--exec": `${TO_SERVER} -e <command> (needs --allow-run)`,
+  "-c": `${TO_SERVER} -e <command> (needs --allow-run)`,
+  "--sh-exec": `${TO_SERVER} -e <command> (needs --allow-run)`,
+  "-N":
+    "-N is already the default: the client half-closes (sends FIN) at the end of input; --no-shutdown keeps it open",
+  "-d": "-d is --recv-only here: read no input, print what the server sends",
+  "--ssl": "--ssl is --tls here",
+  "--ssl-trustfile": "--ssl-trustfile is --ca here",
+  "-4": "give an IPv4 address as the host (127.0.0.1)",
+  "-6": "give an IPv6 address as the host (::1)",
+  "-n": "-n is not needed: an address given as the host is used as is",
+  "-t": "telnet negotiation is not supported",
+  "-z": "port scanning (-z) is not supported",
+};
+
 /** Reads the command line; `"help"` / `"version"` when asked for. */
 export function parseCommandLine(
   args: string[],
 ): ClientFlags | "help" | "version" {
-  const parsed = parseFlags(args, FLAGS);
+  const parsed = parseFlags(args, FLAGS, NETCAT_HINTS);
   if (parsed.help) return "help";
   if (parsed.version) return "version";
   const values = parsed.values as
@@ -145,7 +171,16 @@ export function parseCommandLine(
           | "verbose"
       ]?: boolean;
     };
-  const [hostArg, portArg, ...extra] = parsed.positionals;
+  let [hostArg, portArg, ...extra] = parsed.positionals;
+  // "localhost:9990" or "[::1]:9990", as a URL would write it.
+  const joined = hostArg?.match(/^(\[[^\]]*\]|[^:]*):(\d+)$/);
+  if (joined && portArg === undefined && values.port === undefined) {
+    [, hostArg, portArg] = joined;
+  }
+  // "[::1]": an IPv6 address in brackets, as in a URL.
+  if (hostArg !== undefined && /^\[[^\]]*\]$/.test(hostArg)) {
+    hostArg = hostArg.slice(1, -1);
+  }
   if (extra.length > 0) {
     throw new UsageError(
       `Cannot parse arguments as the client takes at most a host and a port: current extra argument is "${

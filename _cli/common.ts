@@ -22,6 +22,7 @@
  */
 
 import denoJson from "../deno.json" with { type: "json" };
+import { formatHostPort } from "../_defaults.ts";
 import { UsageError } from "./flags.ts";
 import { HexDump, openDumpSink } from "./hex_dump.ts";
 
@@ -230,9 +231,7 @@ export function versionLine(program: string): string {
  */
 export function formatAddr(addr: Deno.Addr): string {
   if (addr.transport === "tcp" || addr.transport === "udp") {
-    return addr.hostname.includes(":")
-      ? `[${addr.hostname}]:${addr.port}`
-      : `${addr.hostname}:${addr.port}`;
+    return formatHostPort(addr.hostname, addr.port);
   }
   const { path } = addr as Deno.UnixAddr;
   return path ? `unix:${path}` : "unix client";

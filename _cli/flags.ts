@@ -64,6 +64,8 @@ export interface ParsedFlags {
  *
  * @param args The command line, without the program.
  * @param spec The flags, by long name.
+ * @param hints What to say about flags the program does not know but a
+ * netcat user may type (`-l`, `-k`, ...), by the flag as typed.
  * @returns The values; `help` or `version` set means nothing else was
  * checked.
  * @throws {UsageError} On an unknown flag, a missing or unexpected value, or a
@@ -72,6 +74,7 @@ export interface ParsedFlags {
 export function parseFlags(
   args: string[],
   spec: Record<string, FlagSpec>,
+  hints: Record<string, string> = {},
 ): ParsedFlags {
   const options = {
     ...spec,
@@ -102,10 +105,11 @@ export function parseFlags(
     const { name, rawName } = token;
     const flag = Object.hasOwn(options, name) ? options[name] : undefined;
     if (flag === undefined) {
+      const hint = Object.hasOwn(hints, rawName) ? `; ${hints[rawName]}` : "";
       fail(
         `Cannot parse ${rawName} as it is not a known flag: current value is "${
           args[token.index]
-        }"`,
+        }"${hint}`,
       );
       continue;
     }

@@ -41,6 +41,7 @@ import {
 } from "./common.ts";
 import { formatDuration } from "./flags.ts";
 import {
+  DEFAULT_EXEC_MAX_CONNECTIONS,
   SERVER_COMMAND_LINE,
   type ServerFlags,
   type UDP_SERVICES,
@@ -99,7 +100,7 @@ function buildHandler(
     const argv = flags.exec;
     try {
       return execHandler(argv, {
-        onExit: flags.verbose
+        onExit: !flags.quiet
           ? (status, connection) =>
             log(
               `Program ${JSON.stringify(argv[0])} for #${
@@ -120,6 +121,14 @@ function buildHandler(
           }" for --exec as run access is not allowed: run again with --allow-run or --allow-run=${
             argv[0]
           }`,
+          { cause: error },
+        );
+      }
+      if (error instanceof Deno.errors.NotFound) {
+        throw new ProgramError(
+          `Cannot run "${
+            argv[0]
+          }" for --exec as the program was not found: check its name or PATH`,
           { cause: error },
         );
       }
@@ -224,9 +233,12 @@ async function runTcp(flags: ServerFlags): Promise<number> {
       port: flags.path === undefined ? flags.port : undefined,
       path: flags.path,
       ...tls,
-      maxConnections: flags.maxConnections,
+      // A process per client: 100 at once unless asked, as ncat.
+      maxConnections: flags.maxConnections ??
+        (flags.exec ? DEFAULT_EXEC_MAX_CONNECTIONS : undefined),
       connectionPolicy: flags.connectionPolicy,
       idleTimeout: flags.idleTimeout,
+      handshakeTimeout: flags.handshakeTimeout,
       gracePeriod: flags.gracePeriod,
       allow: flags.allow,
       deny: flags.deny,
@@ -246,7 +258,10 @@ async function runTcp(flags: ServerFlags): Promise<number> {
           }`,
         ),
       onClose: (info) => {
-        if (quiet && info.error === undefined) return;
+        // The server's own closes (idle timeout, shutdown) are not errors.
+        const own = info.error instanceof Deno.errors.Interrupted ||
+          info.error instanceof Deno.errors.TimedOut;
+        if (quiet && (info.error === undefined || own)) return;
         log(
           `Closed ${
             formatAddr(info.remoteAddr)
@@ -255,6 +270,8 @@ async function runTcp(flags: ServerFlags): Promise<number> {
           } ms${
             info.error === undefined
               ? ""
+              : own
+              ? `, ${(info.error as Error).message.replace(/^Connection /, "")}`
               : `, error: ${errorText(info.error, verbose)}`
           }`,
         );

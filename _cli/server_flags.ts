@@ -17,6 +17,7 @@
 
 import {
   DEFAULT_GRACE_PERIOD,
+  DEFAULT_HANDSHAKE_TIMEOUT,
   DEFAULT_HOSTNAME,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_PORT,
@@ -32,6 +33,9 @@ import {
   UsageError,
 } from "./flags.ts";
 
+/** How many clients `--exec` serves at once unless told: ncat's default. */
+export const DEFAULT_EXEC_MAX_CONNECTIONS = 100;
+
 /** The services of `-s, --service`. */
 export const SERVICES = [
   "upper",
@@ -45,7 +49,7 @@ export type ServiceName = typeof SERVICES[number];
 /** The services of `-s` with `--udp`. */
 export const UDP_SERVICES = ["upper", "echo", "discard"] as const;
 
-const USAGE = `Usage: deno run -N jsr:@x/sock/server [options]
+const USAGE = `Usage: deno run -N jsr:@x/sock/server [options] [host] [port]
 
 Serves many TCP clients at once, each through a service, with half-close
 done right: a client's FIN ends its input, and everything the service still
@@ -61,6 +65,11 @@ Services (-s):
   chat       every line a client sends goes to every other client, marked
              with its sender; a client that does not read is dropped
 
+Arguments:
+  host                        as --host; a lone number is the port, as in
+                              nc -l 9990
+  port                        as --port
+
 Options:
   --host <name>               address to listen on; ::1 for IPv6, 0.0.0.0 or
                               :: for every interface (default: ${DEFAULT_HOSTNAME})
@@ -71,13 +80,20 @@ Options:
                               (the client's FIN is its end of input), its
                               stdout goes to the client (its end is our FIN),
                               its stderr to ours; words split as a shell
-                              does for simple quoting (needs --allow-run)
+                              does for simple quoting (needs --allow-run);
+                              each program's exit status is logged
   -U, --unix <path>           listen on a Unix socket at <path> instead
                               (needs -R -W)
   --cert <file>               TLS certificate chain in PEM; with --key
                               (needs -R)
   --key <file>                TLS private key in PEM
-  --max-connections <n>       clients served at once (default: ${DEFAULT_MAX_CONNECTIONS})
+  --handshake-timeout <time>  with --cert: close a client that has not
+                              finished its TLS handshake in this long; 0 for
+                              never (default: ${
+  formatDuration(DEFAULT_HANDSHAKE_TIMEOUT)
+})
+  --max-connections <n>       clients served at once (default: ${DEFAULT_MAX_CONNECTIONS};
+                              ${DEFAULT_EXEC_MAX_CONNECTIONS} with --exec, as ncat)
   --connection-policy <p>     at that limit: queue (newcomers wait in the
                               kernel's backlog) or refuse (they are closed at
                               once) (default: queue)
@@ -121,7 +137,7 @@ exits at once.
 Exit codes:
   0    stopped after SIGINT or SIGTERM
   1    runtime failure: cannot listen, a file named by a flag cannot be read
-       or written, --exec without --allow-run
+       or written, --exec without --allow-run or with a program not found
   2    bad usage: unknown flag, bad value, conflicting flags
   130  a second Ctrl-C (SIGINT) ended the server at once (143: SIGTERM)`;
 
@@ -136,6 +152,7 @@ const FLAGS = {
   "max-connections": { type: "string" },
   "connection-policy": { type: "string" },
   "idle-timeout": { type: "string", short: "i" },
+  "handshake-timeout": { type: "string" },
   "grace-period": { type: "string" },
   allow: { type: "string", multiple: true },
   deny: { type: "string", multiple: true },
@@ -161,6 +178,7 @@ export interface ServerFlags {
   maxConnections?: number;
   connectionPolicy?: "queue" | "refuse";
   idleTimeout?: number;
+  handshakeTimeout?: number;
   gracePeriod?: number;
   allow?: string[];
   deny?: string[];
@@ -196,23 +214,67 @@ function addressList(
   return entries;
 }
 
+/** What to say about netcat flags the server does not take. */
+const NETCAT_HINTS: Record<string, string> = {
+  "-l": "-l is not needed: the server program always listens",
+  "--listen": "--listen is not needed: the server program always listens",
+  "-k":
+    "-k is already the default: the server keeps listening and serves many clients at once",
+  "--keep-open":
+    "--keep-open is already the default: the server keeps listening and serves many clients at once",
+  "-N":
+    "-N is already the default: the server sends FIN once a client's answer is complete",
+  "-c":
+    "use -e <command>: its words are split as a shell does for simple quoting",
+  "--sh-exec":
+    "use -e <command>: its words are split as a shell does for simple quoting",
+  "-m": "use --max-connections <n>",
+  "--max-conns": "use --max-connections <n>",
+  "--ssl": "use --cert <file> and --key <file>",
+  "--ssl-cert": "use --cert <file>",
+  "--ssl-key": "use --key <file>",
+  "-4": "use --host 0.0.0.0 (every IPv4 interface) or an IPv4 address",
+  "-6": "use --host :: (every interface) or an IPv6 address",
+};
+
 /** Reads the command line; `"help"` / `"version"` when asked for. */
 export function parseCommandLine(
   args: string[],
 ): ServerFlags | "help" | "version" {
-  const parsed = parseFlags(args, FLAGS);
+  const parsed = parseFlags(args, FLAGS, NETCAT_HINTS);
   if (parsed.help) return "help";
   if (parsed.version) return "version";
   const values = parsed.values as Record<string, string | undefined>;
   const lists = parsed.values as Record<string, string[] | undefined>;
   const on = (name: string) => parsed.values[name] === true;
-  if (parsed.positionals.length > 0) {
+  // [host] [port], as the client takes them; a lone number is the port.
+  const positionals = [...parsed.positionals];
+  if (positionals.length > 2) {
     throw new UsageError(
-      `Cannot parse arguments as the server takes none: use --host and --port; current value is "${
-        parsed.positionals[0]
+      `Cannot parse arguments as the server takes at most a host and a port: current extra argument is "${
+        positionals[2]
       }"`,
     );
   }
+  if (positionals.length === 1 && /^\d+$/.test(positionals[0])) {
+    positionals.unshift(undefined as unknown as string);
+  }
+  const [hostArg, portArg] = positionals;
+  for (
+    const [name, arg] of [["host", hostArg], ["port", portArg]] as const
+  ) {
+    if (arg !== undefined && values[name] !== undefined) {
+      throw new UsageError(
+        `Cannot parse --${name} as the ${name} is also given as an argument: current values are "${
+          values[name]
+        }" and "${arg}"`,
+      );
+    }
+  }
+  if (hostArg !== undefined) {
+    values.host = /^\[[^\]]*\]$/.test(hostArg) ? hostArg.slice(1, -1) : hostArg;
+  }
+  if (portArg !== undefined) values.port = portArg;
   const service = values.service ?? "upper";
   if (!(SERVICES as readonly string[]).includes(service)) {
     throw new UsageError(
@@ -256,7 +318,13 @@ export function parseCommandLine(
     ].find((name) => parsed.values[name] !== undefined);
     if (clash) {
       throw new UsageError(
-        `Cannot use --${clash} with --unix as a Unix socket has only a path: current value is "${values.unix}"`,
+        `Cannot use ${
+          hostArg !== undefined && clash === "host"
+            ? "a host"
+            : portArg !== undefined && clash === "port"
+            ? "a port"
+            : `--${clash}`
+        } with --unix as a Unix socket has only a path: current value is "${values.unix}"`,
       );
     }
   }
@@ -277,6 +345,7 @@ export function parseCommandLine(
       "max-connections",
       "connection-policy",
       "idle-timeout",
+      "handshake-timeout",
       "grace-period",
       "allow",
       "deny",
@@ -315,6 +384,12 @@ export function parseCommandLine(
       ? undefined
       : parseDuration(`--${name}`, values[name]!);
   const stats = duration("stats");
+  if (values["handshake-timeout"] !== undefined && values.cert === undefined) {
+    throw new UsageError(
+      "Cannot use --handshake-timeout without --cert as only TLS has a handshake: add --cert and --key",
+    );
+  }
+  const handshakeTimeout = duration("handshake-timeout");
   if (stats === 0) {
     throw new UsageError(
       `Cannot parse --stats as it must be longer than 0: current value is "${values.stats}"`,
@@ -337,6 +412,7 @@ export function parseCommandLine(
       : parseInteger("--max-connections", values["max-connections"], 1),
     connectionPolicy: policy as "queue" | "refuse" | undefined,
     idleTimeout: duration("idle-timeout"),
+    handshakeTimeout: handshakeTimeout === 0 ? Infinity : handshakeTimeout,
     gracePeriod: duration("grace-period"),
     allow: addressList("--allow", lists.allow),
     deny: addressList("--deny", lists.deny),

@@ -318,7 +318,9 @@ export async function runUdpClient(options: UdpClientOptions): Promise<number> {
   output?.releaseLock();
   if (verbose) {
     log(
-      `Sent ${endpoint.datagramsSent} datagrams (${endpoint.bytesSent} bytes), received ${endpoint.datagramsReceived} (${endpoint.bytesReceived} bytes), ${endpoint.dropped} dropped`,
+      `Sent ${endpoint.datagramsSent} datagram${
+        endpoint.datagramsSent === 1 ? "" : "s"
+      } (${endpoint.bytesSent} bytes), received ${endpoint.datagramsReceived} (${endpoint.bytesReceived} bytes), ${endpoint.dropped} dropped`,
     );
   }
   await dump?.close();

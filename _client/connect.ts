@@ -7,7 +7,7 @@
  */
 
 import { Connection } from "../connection.ts";
-import { DEFAULT_PORT, MAX_TIMER_DELAY } from "../_defaults.ts";
+import { DEFAULT_PORT, formatHostPort, MAX_TIMER_DELAY } from "../_defaults.ts";
 import { ConnectError } from "./errors.ts";
 
 /**
@@ -103,12 +103,6 @@ export interface ConnectOptions {
   signal?: AbortSignal;
 }
 
-function formatTarget(hostname: string, port: number): string {
-  return hostname.includes(":")
-    ? `[${hostname}]:${port}`
-    : `${hostname}:${port}`;
-}
-
 /**
  * Connects to a server, over TCP (IPv4 or IPv6, names resolved), TLS or a
  * Unix socket. The TCP connect and the TLS handshake run under one deadline
@@ -174,7 +168,7 @@ export async function connect(
       "Cannot connect as tls is not available with path: use a TCP host and port for TLS",
     );
   }
-  const target = path ?? formatTarget(hostname, port);
+  const target = path ?? formatHostPort(hostname, port);
   signal?.throwIfAborted();
 
   const timeout = connectTimeout === Infinity

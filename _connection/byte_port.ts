@@ -24,6 +24,16 @@ export interface BytePort {
    * start.
    */
   write(bytes: Uint8Array): Promise<void> | undefined;
+  /**
+   * Has `encoder` write `message` straight into the write buffer, with no
+   * allocation: as `write()`, or `false` when it cannot (the message does
+   * not fit in a buffer segment, writes are waiting, or this port has no
+   * buffer): the caller then encodes with `transform()` and `write()`.
+   */
+  encode<M>(
+    encoder: EncodesInto<M>,
+    message: M,
+  ): Promise<void> | undefined | false;
   /** `undefined` while the write buffer has room; a promise of room otherwise. */
   room(): Promise<void> | undefined;
   /** Holds queued bytes back until {@linkcode BytePort.uncork}. */
@@ -36,6 +46,11 @@ export interface BytePort {
   close(reason?: unknown): void;
   /** Rejects with the error that broke the bytes, if any. */
   readonly closed: Promise<void>;
+}
+
+/** An encoder that writes into a buffer (framing's `SyncEncoder`). */
+export interface EncodesInto<M> {
+  encodeInto(message: M, buffer: Uint8Array, offset: number): number;
 }
 
 let factory: ((connection: object) => BytePort) | undefined;

@@ -56,7 +56,7 @@ export interface PumpIO {
  */
 export function pump(
   io: PumpIO,
-  service: ReadableWritablePair<Uint8Array, Uint8Array>,
+  service: ReadableWritablePair<Uint8Array, Uint8Array<ArrayBuffer>>,
 ): Promise<void> {
   if (!isService(service)) {
     return Promise.reject(
@@ -82,7 +82,7 @@ export function pump(
  */
 export function isService(
   value: unknown,
-): value is ReadableWritablePair<Uint8Array, Uint8Array> {
+): value is ReadableWritablePair<Uint8Array, Uint8Array<ArrayBuffer>> {
   if (typeof value !== "object" || value === null) return false;
   const pair = value as Partial<ReadableWritablePair<unknown, unknown>>;
   return pair.readable instanceof ReadableStream &&
@@ -98,7 +98,7 @@ export function describeService(value: unknown): string {
     pair.readable instanceof ReadableStream ? "" : "readable ReadableStream",
     pair.writable instanceof WritableStream ? "" : "writable WritableStream",
   ].filter(Boolean);
-  return `${type} without a ${missing.join(" or a ")}`;
+  return `${type} with no ${missing.join(" and no ")}`;
 }
 
 async function pumpSync(
@@ -139,7 +139,7 @@ async function pumpSync(
 
 async function pumpStreams(
   io: PumpIO,
-  service: ReadableWritablePair<Uint8Array, Uint8Array>,
+  service: ReadableWritablePair<Uint8Array, Uint8Array<ArrayBuffer>>,
 ): Promise<void> {
   const writer = service.writable.getWriter();
   const reader = service.readable.getReader();
@@ -161,7 +161,8 @@ async function pumpStreams(
         if (chunk === null) break;
         // Wait for the service's backpressure, not for each chunk's end.
         await writer.ready;
-        writer.write(chunk).catch(fail);
+        // The connection's reads are its own ArrayBuffers, never shared.
+        writer.write(chunk as Uint8Array<ArrayBuffer>).catch(fail);
       }
       if (!failed) await writer.close();
     } catch (error) {

@@ -54,11 +54,60 @@ export function checkEncodeLimit(
   bytes: Uint8Array,
   limit: number,
 ): void {
-  if (bytes.length > limit) {
+  checkEncodeLength(what, bytes.length, limit);
+}
+
+/** Refuses a message to encode whose length is over `limit`. */
+export function checkEncodeLength(
+  what: string,
+  length: number,
+  limit: number,
+): void {
+  if (length > limit) {
     throw new FrameTooLargeError(
-      `Cannot encode ${what} as its length must be <= ${limit} bytes: current length is ${bytes.length} bytes`,
-      bytes.length,
+      `Cannot encode ${what} as its length must be <= ${limit} bytes: current length is ${length} bytes`,
+      length,
       limit,
     );
   }
+}
+
+/**
+ * Writes `message` (a string UTF-8 encoded, or bytes) into `buffer` at
+ * `offset`, leaving `reserve` bytes free after it: the new end, or -1 when
+ * it does not fit (what was written past `offset` is then garbage). A short
+ * ASCII string is written char by char, with no encoder call.
+ */
+export function writeMessage(
+  message: Uint8Array | string,
+  buffer: Uint8Array,
+  offset: number,
+  reserve: number,
+  what: string,
+): number {
+  const room = buffer.length - reserve;
+  if (typeof message === "string") {
+    const length = message.length;
+    if (offset + length > room) return -1;
+    if (length <= 64) {
+      let i = 0;
+      for (; i < length; i++) {
+        const code = message.charCodeAt(i);
+        if (code >= 0x80) break;
+        buffer[offset + i] = code;
+      }
+      if (i === length) return offset + length;
+    }
+    const { read, written } = textEncoder.encodeInto(
+      message,
+      buffer.subarray(offset, room),
+    );
+    return read === length ? offset + written : -1;
+  }
+  if (!(message instanceof Uint8Array)) toBytes(message, what); // throws
+  if (offset + message.length > room) return -1;
+  if (message.length <= 16) {
+    for (let i = 0; i < message.length; i++) buffer[offset + i] = message[i]!;
+  } else buffer.set(message, offset);
+  return offset + message.length;
 }

@@ -36,6 +36,7 @@ import type {
 } from "./options.ts";
 import { TextLineDecoder, TextLineDecoderStream } from "./text_line.ts";
 import type { SyncTransformer } from "../sync_transform.ts";
+import type { SyncEncoder } from "./sync_encoder.ts";
 
 /**
  * A pair of factories for the two directions of a framing, as
@@ -83,7 +84,7 @@ export interface Codec<In = Uint8Array, Out = Uint8Array> {
    * A new synchronous encoder, the same as `encoder()`'s without the
    * stream: what {@linkcode framed} runs when it is there.
    */
-  syncEncoder?(): SyncTransformer<In, Uint8Array>;
+  syncEncoder?(): SyncEncoder<In>;
 }
 
 function withOverrides<T extends OversizeOptions | TextLineOptions>(

@@ -9,7 +9,12 @@
  */
 
 import { Connection } from "../connection.ts";
-import { type BytePort, bytePort } from "../_connection/byte_port.ts";
+import {
+  type BytePort,
+  bytePort,
+  type EncodesInto,
+} from "../_connection/byte_port.ts";
+import type { SyncEncoder } from "./sync_encoder.ts";
 import {
   type SyncTransformer,
   SyncTransformStream,
@@ -386,6 +391,8 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
   #stream?: TransformStream<Uint8Array, Out>;
   #messages?: ReadableStreamDefaultReader<Out>;
   #encoder?: SyncTransformer<In, Uint8Array>;
+  /** The encoder writes straight into the connection's buffer. */
+  #encodeInto = false;
   #encoderStream?: TransformStream<In, Uint8Array>;
   #encoderWriter?: WritableStreamDefaultWriter<In>;
   #encoderPipe?: Promise<void>;
@@ -416,7 +423,11 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
     if (decoder instanceof TransformStream) this.#stream = decoder;
     else this.#decoder = decoder;
     if (encoder instanceof TransformStream) this.#encoderStream = encoder;
-    else this.#encoder = encoder;
+    else {
+      this.#encoder = encoder;
+      this.#encodeInto = typeof (encoder as SyncEncoder<In>).encodeInto ===
+        "function";
+    }
   }
 
   // -------------------------------------------------------------------------
@@ -553,6 +564,22 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
       );
     }
     if (this.#encoderStream) return this.#writeToStream(message);
+    if (this.#encodeInto) {
+      let written: Promise<void> | undefined | false;
+      try {
+        written = this.#port.encode(
+          this.#encoder as unknown as EncodesInto<In>,
+          message,
+        );
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      if (written === undefined) return RESOLVED;
+      if (written !== false) {
+        written.catch(noop);
+        return written;
+      }
+    }
     this.#wait = undefined;
     try {
       this.#encoder!.transform(message, this.#send);

@@ -11,7 +11,8 @@ import {
   type SyncTransformer,
   SyncTransformStream,
 } from "../sync_transform.ts";
-import { INITIAL_BUFFER, toBytes } from "./bytes.ts";
+import { INITIAL_BUFFER, toBytes, writeMessage } from "./bytes.ts";
+import type { SyncEncoder } from "./sync_encoder.ts";
 import {
   type LengthPrefixOptions,
   type LengthPrefixPreset,
@@ -292,8 +293,7 @@ export class LengthPrefixDecoder
  * assert.ok(new FrameTooLargeError("", 300, 255) instanceof RangeError);
  * ```
  */
-export class LengthPrefixEncoder
-  implements SyncTransformer<Uint8Array | string, Uint8Array> {
+export class LengthPrefixEncoder implements SyncEncoder<Uint8Array | string> {
   readonly #layout: PrefixLayout;
 
   /**
@@ -350,6 +350,49 @@ export class LengthPrefixEncoder
       payload - layout.adjustment + layout.counted,
     );
     emit(out);
+  }
+
+  /**
+   * Writes the frame of `message`, header and all, into `buffer` at
+   * `offset`, as `transform()` would emit it, with no allocation: what
+   * {@linkcode framed} calls to encode straight into the connection's write
+   * buffer. See {@linkcode SyncEncoder}.
+   *
+   * @experimental
+   * @param message The payload (with `keepHeader`, the whole frame).
+   * @param buffer Where to write.
+   * @param offset Where in `buffer` to start.
+   * @returns The offset after the frame, or -1 when it does not fit.
+   * @throws {FrameTooLargeError} The length is over `maxEncodedLength` or
+   * over what the field can express.
+   */
+  encodeInto(
+    message: Uint8Array | string,
+    buffer: Uint8Array,
+    offset: number,
+  ): number {
+    const layout = this.#layout;
+    const start = layout.keepHeader ? offset : offset + layout.header;
+    if (start > buffer.length) return -1;
+    const end = writeMessage(message, buffer, start, 0, "frame");
+    if (end < 0) return -1;
+    const payload = end - offset - layout.header;
+    if (payload < 0) {
+      throw new RangeError(
+        `Cannot encode frame as it must start with its ${layout.header}-byte header: current length is ${
+          end - offset
+        } bytes`,
+      );
+    }
+    this.#check(payload);
+    writeField(
+      buffer,
+      offset + layout.offset,
+      layout.width,
+      layout.littleEndian,
+      payload - layout.adjustment + layout.counted,
+    );
+    return end;
   }
 
   #check(payload: number): void {

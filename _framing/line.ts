@@ -9,7 +9,15 @@ import {
   type SyncTransformer,
   SyncTransformStream,
 } from "../sync_transform.ts";
-import { checkEncodeLimit, CRLF, LF, NEWLINE, toBytes } from "./bytes.ts";
+import {
+  checkEncodeLength,
+  checkEncodeLimit,
+  CRLF,
+  LF,
+  NEWLINE,
+  toBytes,
+  writeMessage,
+} from "./bytes.ts";
 import {
   checkCount,
   checkEncodedLength,
@@ -17,6 +25,7 @@ import {
   type LineOptions,
 } from "./options.ts";
 import { Splitter } from "./splitter.ts";
+import type { SyncEncoder } from "./sync_encoder.ts";
 
 /**
  * Splits bytes into lines at "\n", removing a "\r" before it unless
@@ -148,8 +157,7 @@ export class LineDecoder implements SyncTransformer<Uint8Array, Uint8Array> {
  * });
  * ```
  */
-export class LineEncoder
-  implements SyncTransformer<Uint8Array | string, Uint8Array> {
+export class LineEncoder implements SyncEncoder<Uint8Array | string> {
   readonly #newline: Uint8Array;
   readonly #limit: number;
 
@@ -196,6 +204,50 @@ export class LineEncoder
     out.set(bytes);
     out.set(this.#newline, bytes.length);
     emit(out);
+  }
+
+  /**
+   * Writes `message` and its newline into `buffer` at `offset`, as
+   * `transform()` would emit them, with no allocation: what
+   * {@linkcode framed} calls to encode straight into the connection's write
+   * buffer. See {@linkcode SyncEncoder}.
+   *
+   * @experimental
+   * @param message A line without its newline.
+   * @param buffer Where to write.
+   * @param offset Where in `buffer` to start.
+   * @returns The offset after the newline, or -1 when the line does not fit
+   * (the caller then tries a larger buffer or `transform()`).
+   * @throws {FrameTooLargeError} Over `maxEncodedLength`.
+   * @throws {TypeError} The message holds "\n" or is not a string or bytes.
+   */
+  encodeInto(
+    message: Uint8Array | string,
+    buffer: Uint8Array,
+    offset: number,
+  ): number {
+    const newline = this.#newline;
+    const end = writeMessage(message, buffer, offset, newline.length, "line");
+    if (end < 0) return -1;
+    checkEncodeLength("line", end - offset, this.#limit);
+    // Search the message only: the buffer goes on past it.
+    let at = -1;
+    if (end - offset <= 64) {
+      for (let i = offset; i < end; i++) {
+        if (buffer[i] === LF) {
+          at = i - offset;
+          break;
+        }
+      }
+    } else at = buffer.subarray(offset, end).indexOf(LF);
+    if (at !== -1) {
+      throw new TypeError(
+        `Cannot encode line as it must not contain "\\n": found at index ${at}`,
+      );
+    }
+    buffer[end] = newline[0]!;
+    if (newline.length === 2) buffer[end + 1] = newline[1]!;
+    return end + newline.length;
   }
 }
 

@@ -57,6 +57,10 @@ export class StreamPort implements BytePort {
     return this.#getWriter().write(bytes.slice());
   }
 
+  encode(): false {
+    return false; // a stream keeps its chunks: nothing to write into
+  }
+
   room(): Promise<void> | undefined {
     const writer = this.#getWriter();
     return (writer.desiredSize ?? 1) > 0 ? undefined : writer.ready;

@@ -58,3 +58,16 @@ export const DEFAULT_GRACE_PERIOD = 5000;
  * ```
  */
 export const DEFAULT_PROXY_HEADER_TIMEOUT = 5000;
+/**
+ * The default of {@linkcode ServeOptions.handshakeTimeout}, in
+ * milliseconds: how long a TLS client gets to finish its handshake.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_HANDSHAKE_TIMEOUT } from "@x/sock/server";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_HANDSHAKE_TIMEOUT, 10_000); // 10 seconds
+ * ```
+ */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;

@@ -6,10 +6,15 @@
  * @module
  */
 
+import { formatHostPort } from "../_defaults.ts";
 import { checkHandler, settle, settleListener } from "./settings.ts";
 import { Supervisor } from "./supervisor.ts";
+import { TlsFront } from "./tls_front.ts";
 import type { ConnectionPolicy, ServeOptions } from "./options.ts";
 import type { Handler, Server, ServerStats } from "./types.ts";
+
+/** The least time between two reports of reaching maxConnections. */
+const LIMIT_REPORT_INTERVAL = 60_000;
 
 /**
  * The soft open-file limit and the descriptors in use, when the process may
@@ -35,11 +40,57 @@ export function fileLimit(): { limit: number; used: number } | undefined {
   }
 }
 
-export class SocketServer implements Server {
-  readonly addr: Deno.Addr;
+/**
+ * Listens as `listen` does, or throws the error of Deno with a message
+ * that names the address, as {@linkcode serve} documents.
+ */
+function listenOn<T>(where: string, listen: () => T): T {
+  try {
+    return listen();
+  } catch (error) {
+    if (!(error instanceof Error)) throw error;
+    const options = { cause: error };
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Deno.errors.AddrInUse(
+        `Cannot listen on ${where} as the address is in use: current owner is another socket; choose another port, or 0 for any free one`,
+        options,
+      );
+    }
+    if (error instanceof Deno.errors.AddrNotAvailable) {
+      throw new Deno.errors.AddrNotAvailable(
+        `Cannot listen on ${where} as the address is not one of this machine's: ${error.message}`,
+        options,
+      );
+    }
+    if (
+      error.constructor === Error || error instanceof URIError
+    ) {
+      // Deno throws a bare Error when the name does not resolve, and a
+      // URIError when it is not a host name at all ("localhost:9990").
+      throw new Deno.errors.NotFound(
+        `Cannot listen on ${where} as the host name cannot be resolved: ${error.message}`,
+        options,
+      );
+    }
+    throw error;
+  }
+}
+
+export class SocketServer<A extends Deno.Addr = Deno.Addr>
+  implements Server<A> {
+  readonly addr: A;
   readonly finished: Promise<void>;
 
   #listener: Deno.Listener;
+  /** With a TLS handshake deadline: the relay to the TLS listener. */
+  #front?: TlsFront;
+  /** Clients accepted by the front whose handshake is under way. */
+  #handshaking = 0;
+  /** The handshakes under way, which shutdown waits for. */
+  #handshakes = new Set<Promise<void>>();
+  /** Whether reaching maxConnections has been reported, and when. */
+  #atLimit = false;
+  #limitReported = 0;
   #supervisor: Supervisor;
   #maxConnections: number;
   #policy: ConnectionPolicy;
@@ -55,29 +106,51 @@ export class SocketServer implements Server {
     this.#options = options;
     const listen = settleListener(options, settings);
     const { hostname, port, reusePort, maxConnections } = listen;
-    const { path, cert, key } = listen;
+    const { path, cert, key, handshakeTimeout } = listen;
     this.#maxConnections = maxConnections;
     this.#policy = listen.connectionPolicy;
     this.#supervisor = new Supervisor(settings, handler);
     this.#supervisor.onRelease = () => {
-      if (this.#supervisor.held < this.#maxConnections) this.#wake?.();
+      if (this.#held < this.#maxConnections) this.#wake?.();
+      if (this.#atLimit) this.#checkLimit();
     };
 
     const tcp = { hostname, port, ...(reusePort ? { reusePort } : {}) };
-    this.#listener = path !== undefined
-      ? Deno.listen({ transport: "unix", path })
-      : cert !== undefined
-      ? Deno.listenTls({ ...tcp, cert, key: key! })
-      : Deno.listen(tcp);
-    this.addr = this.#listener.addr;
+    const where = path !== undefined
+      ? `unix:${path}`
+      : formatHostPort(hostname, port);
+    this.#listener = listenOn(
+      where,
+      () =>
+        path !== undefined
+          ? Deno.listen({ transport: "unix", path })
+          : cert !== undefined && handshakeTimeout === Infinity
+          ? Deno.listenTls({ ...tcp, cert, key: key! })
+          : Deno.listen(tcp),
+    );
+    if (cert !== undefined && handshakeTimeout !== Infinity) {
+      try {
+        this.#front = new TlsFront(cert, key!, handshakeTimeout);
+      } catch (error) {
+        this.#listener.close();
+        throw error;
+      }
+    }
+    this.addr = this.#listener.addr as A;
 
     if (maxConnections !== Infinity) {
       const files = fileLimit();
-      if (files && files.limit - files.used < maxConnections) {
+      // A relayed TLS client takes three descriptors: its own and the hop's.
+      const each = this.#front ? 3 : 1;
+      if (files && files.limit - files.used < maxConnections * each) {
         this.#supervisor.reporter.report(
           new RangeError(
-            `Cannot serve maxConnections clients at once as the open-file limit is too low: current limit is ${files.limit} files with ${files.used} in use, maxConnections is ${maxConnections}; raise the limit (ulimit -n ${
-              maxConnections + files.used + 64
+            `Cannot serve maxConnections clients at once as the open-file limit is too low: current limit is ${files.limit} files with ${files.used} in use, maxConnections is ${maxConnections}${
+              each > 1
+                ? ` at ${each} files each (TLS with handshakeTimeout)`
+                : ""
+            }; raise the limit (ulimit -n ${
+              maxConnections * each + files.used + 64
             }) or lower maxConnections`,
           ),
         );
@@ -86,6 +159,7 @@ export class SocketServer implements Server {
 
     const accepting = this.#accept();
     this.finished = accepting
+      .then(() => Promise.allSettled(this.#handshakes))
       .then(() => this.#supervisor.drain())
       .then(() => {
         this.#supervisor.stop();
@@ -109,6 +183,7 @@ export class SocketServer implements Server {
     try {
       this.#listener.close();
     } catch { /* closed already */ }
+    this.#front?.close();
     this.#wake?.();
     this.#supervisor.drain();
     return this.finished;
@@ -131,6 +206,38 @@ export class SocketServer implements Server {
     }).finally(() => this.#wake = undefined);
   }
 
+  /** Connections that hold a slot: served, or handshaking TLS. */
+  get #held(): number {
+    return this.#supervisor.held + this.#handshaking;
+  }
+
+  /** Reports reaching maxConnections, once until the count falls back. */
+  #checkLimit(): void {
+    const held = this.#held;
+    if (held < this.#maxConnections) {
+      // Re-armed at half the limit and a minute after the last report, so
+      // that a server hovering at its limit says so once.
+      if (
+        held <= Math.floor(this.#maxConnections / 2) &&
+        performance.now() - this.#limitReported >= LIMIT_REPORT_INTERVAL
+      ) {
+        this.#atLimit = false;
+      }
+      return;
+    }
+    if (this.#atLimit) return;
+    this.#atLimit = true;
+    this.#limitReported = performance.now();
+    const then = this.#policy === "queue"
+      ? 'newcomers wait in the listen backlog until a client closes (connectionPolicy "queue")'
+      : 'newcomers are refused until a client closes (connectionPolicy "refuse")';
+    this.#supervisor.reporter.report(
+      new RangeError(
+        `Cannot serve more clients at once as maxConnections is reached: current count is ${held}, limit is ${this.#maxConnections}; ${then}; an idleTimeout frees the slots of silent clients`,
+      ),
+    );
+  }
+
   async #accept(): Promise<void> {
     const supervisor = this.#supervisor;
     this.#listened();
@@ -138,10 +245,11 @@ export class SocketServer implements Server {
     while (!this.#closing) {
       if (
         this.#policy === "queue" &&
-        supervisor.held >= this.#maxConnections
+        this.#held >= this.#maxConnections
       ) {
         // Leave newcomers in the kernel's backlog until a slot frees.
         await this.#sleep(Infinity);
+        this.#checkLimit();
         continue;
       }
       let conn: Deno.Conn;
@@ -156,7 +264,7 @@ export class SocketServer implements Server {
           break;
         }
         // Such as EMFILE: wait for connections to close, doubling the wait.
-        const held = supervisor.held;
+        const held = this.#held;
         supervisor.reporter.reportLimited("accept", (suffix) => {
           if (!(error instanceof Error)) return error;
           const message = /os error 24\b|too many open files/i.test(
@@ -178,7 +286,7 @@ export class SocketServer implements Server {
         conn.close();
         break;
       }
-      if (supervisor.held >= this.#maxConnections) {
+      if (this.#held >= this.#maxConnections) {
         supervisor.accepted++;
         const info = {
           id,
@@ -186,18 +294,63 @@ export class SocketServer implements Server {
           remoteAddr: conn.remoteAddr,
         };
         conn.close();
-        const held = supervisor.held;
+        const held = this.#held;
         supervisor.refuse("limit", info, (suffix) =>
           new RangeError(
             `Cannot accept connection as maxConnections is reached: current count is ${held}, limit is ${this.#maxConnections}${suffix}`,
           ));
         continue;
       }
-      // run() settles every failure itself; this is a last resort.
-      supervisor.run(conn, id).catch((error) =>
+      if (this.#front) this.#handshake(conn as Deno.TcpConn, id);
+      else {
+        // run() settles every failure itself; this is a last resort.
+        supervisor.run(conn, id).catch((error) =>
+          supervisor.reporter.report(error)
+        );
+      }
+      this.#checkLimit();
+    }
+  }
+
+  /** Serves a TLS client once the front has its handshake done. */
+  #handshake(conn: Deno.TcpConn, id: number): void {
+    const supervisor = this.#supervisor;
+    const info = { id, localAddr: conn.localAddr, remoteAddr: conn.remoteAddr };
+    this.#handshaking++;
+    const done = this.#front!.handshake(conn).then((tls) => {
+      this.#handshaking--;
+      if (this.#closing) {
+        // Never served: shutdown came first.
+        supervisor.accepted++;
+        supervisor.refused++;
+        tls.close();
+        return;
+      }
+      supervisor.run(tls, id).catch((error) =>
         supervisor.reporter.report(error)
       );
-    }
+    }, (error) => {
+      this.#handshaking--;
+      supervisor.accepted++;
+      if (this.#closing) supervisor.refused++;
+      else {
+        supervisor.refuse(
+          "handshake",
+          info,
+          (suffix) =>
+            error instanceof Error
+              ? new (error.constructor as ErrorConstructor)(
+                `${error.message}${suffix}`,
+                { cause: error.cause },
+              )
+              : error,
+        );
+      }
+      if (this.#held < this.#maxConnections) this.#wake?.();
+      this.#checkLimit();
+    });
+    this.#handshakes.add(done);
+    done.finally(() => this.#handshakes.delete(done));
   }
 
   #listened(): void {

@@ -171,13 +171,39 @@ export interface ServeConnectionOptions {
    * {@linkcode ConnectionStats.error}. Errors thrown by `onError` itself are
    * ignored.
    *
-   * @default {(error) => console.error(error)}
+   * By default, an error of a peer or of the network (a reset, an
+   * oversized frame, a refusal, a timeout) is printed on one line with the
+   * client's address, and any other error (a bug) in full, stack included.
+   *
+   * @default {printed on stderr}
    */
   onError?(error: unknown, info?: ConnectionInfo): void;
 }
 
 /**
  * Options for {@linkcode serve}.
+ *
+ * ## Hardening a server open to the internet
+ *
+ * Set {@linkcode ServeConnectionOptions.idleTimeout}: it is off by default,
+ * and without it a client that connects and sends nothing keeps its slot
+ * for ever, so `maxConnections` silent clients stop the server from
+ * serving anyone else (with the default `"queue"` policy, newcomers then
+ * wait in the kernel's backlog, and the server says so once through
+ * `onError`). With TLS, keep
+ * {@linkcode ServeOptions.handshakeTimeout} (10 s by default). Lower
+ * {@linkcode ServeOptions.maxConnections} to what the process's open-file
+ * limit allows, and refuse unwanted networks with
+ * {@linkcode ServeConnectionOptions.deny}.
+ *
+ * ```ts ignore
+ * serve({
+ *   hostname: "0.0.0.0",
+ *   port: 9990,
+ *   idleTimeout: 60_000, // a minute without a byte either way
+ *   maxConnections: 1000,
+ * }, handler);
+ * ```
  *
  * @example Listen on a free port and learn which
  * ```ts
@@ -235,6 +261,28 @@ export interface ServeOptions extends ServeConnectionOptions {
    */
   key?: string;
   /**
+   * With `cert` and `key`: milliseconds a client gets, from its accept,
+   * to finish the TLS handshake. A client still handshaking then (one that
+   * connected and never sent its ClientHello, say) is closed, its socket
+   * freed, and reported to `onError` as a `Deno.errors.TimedOut`
+   * (rate-limited); it never reaches the hooks or the handler. From 1 to
+   * 2147483647, or `Infinity` for no deadline.
+   *
+   * Deno's TLS listener keeps a socket open for as long as its handshake
+   * waits, whoever closes the connection: `idleTimeout` cannot free it. So
+   * the deadline puts a relay in front: clients connect to a plain TCP
+   * listener and their bytes go over loopback to a private TLS listener
+   * (on `127.0.0.1`, which the process must be allowed to listen on), which
+   * the deadline can cut. That costs two more file descriptors per
+   * connection and a loopback hop per byte; `Infinity` serves TLS straight
+   * from Deno's listener, as fast as it goes, with no way to free a silent
+   * client's socket.
+   *
+   * @experimental
+   * @default {10000}
+   */
+  handshakeTimeout?: number;
+  /**
    * Set `SO_REUSEPORT` on the listener, so that several processes can
    * listen on the same address and port and the kernel spreads clients
    * among them (Linux; ignored elsewhere). Deno keeps it behind the
@@ -258,6 +306,12 @@ export interface ServeOptions extends ServeConnectionOptions {
    * When the limit is reached anyway, accepting pauses and `onError` gets
    * an error that says so (rate-limited), and clients wait in the listen
    * backlog until descriptors free up.
+   *
+   * Reaching the limit is reported to `onError` once, as a `RangeError`
+   * that says how many clients are served and what happens to newcomers
+   * (see {@linkcode ServeOptions.connectionPolicy}); it is reported again
+   * only once the count has fallen to half the limit, and a minute later
+   * at the soonest.
    *
    * @default {1024}
    */

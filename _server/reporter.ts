@@ -6,8 +6,50 @@
  * @module
  */
 
+import { formatHostPort } from "../_defaults.ts";
+import {
+  FrameTooLargeError,
+  isNetworkError,
+  TruncatedFrameError,
+} from "../_errors.ts";
 import type { ServeConnectionOptions } from "./options.ts";
 import type { ConnectionInfo } from "./types.ts";
+
+const DENO_ERRORS = Object.values(Deno.errors);
+
+/**
+ * Whether an error comes from a peer, the network or the server's own
+ * checks (a reset, an oversized frame, a refusal), rather than from a bug:
+ * such errors are worth one line, not a stack.
+ */
+function isPeerError(error: unknown): error is Error {
+  return isNetworkError(error) ||
+    error instanceof FrameTooLargeError ||
+    error instanceof TruncatedFrameError ||
+    error instanceof SyntaxError ||
+    error instanceof RangeError ||
+    DENO_ERRORS.some((type) => error instanceof type);
+}
+
+/**
+ * The default `onError`: one line for a peer's or the network's error,
+ * naming the client; the whole error, stack included, for anything else.
+ */
+export function defaultOnError(error: unknown, info?: ConnectionInfo): void {
+  if (!isPeerError(error)) {
+    console.error(error);
+    return;
+  }
+  const addr = info?.remoteAddr;
+  const client = addr === undefined
+    ? ""
+    : ` (client ${
+      "hostname" in addr
+        ? formatHostPort(addr.hostname, addr.port)
+        : "a unix client"
+    }, #${info!.id})`;
+  console.error(`${error.name}: ${error.message}${client}`);
+}
 
 /** The window of rate-limited reports, in milliseconds. */
 const REPORT_WINDOW = 1000;
@@ -37,7 +79,7 @@ export class Reporter {
     try {
       const onError = this.#hooks.onError;
       if (onError) onError.call(this.#hooks, error, info);
-      else console.error(error);
+      else defaultOnError(error, info);
     } catch { /* see ServeOptions.onError */ }
   }
 

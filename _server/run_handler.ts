@@ -6,6 +6,7 @@
  * @module
  */
 
+import { describeService, isService } from "../_connection/engine.ts";
 import type { ServedConnection } from "./served_connection.ts";
 import type { Handler, HandlerContext } from "./types.ts";
 
@@ -27,18 +28,13 @@ export async function runHandler(
   handler: Handler,
   fail: (error: unknown) => void,
 ): Promise<void> {
-  const context: HandlerContext = {
-    get shutdown() {
-      return connection.shutdownSignal;
-    },
-  };
   let result: ReturnType<Handler>;
   try {
-    result = handler(connection, context);
+    result = handler(connection, new Context(connection));
   } catch (error) {
     return fail(error);
   }
-  if (result instanceof TransformStream) {
+  if (isService(result)) {
     connection.kind = "service";
     try {
       if (connection.touched) {
@@ -68,8 +64,8 @@ export async function runHandler(
   if (typeof (result as Promise<void>)?.then !== "function") {
     return fail(
       new TypeError(
-        `Cannot serve connection as the handler must return a TransformStream, a promise or nothing: current value is ${
-          Object.prototype.toString.call(result)
+        `Cannot serve connection as the handler must return a service (a ReadableWritablePair such as a TransformStream), a promise or nothing: current type is ${
+          describeService(result)
         }`,
       ),
     );
@@ -85,4 +81,17 @@ export async function runHandler(
     await connection.closeWrite().catch(() => {});
   }
   connection.close(HANDLER_DONE);
+}
+
+/** What a handler gets as its context: one small object, no closure. */
+class Context implements HandlerContext {
+  readonly #connection: ServedConnection;
+
+  constructor(connection: ServedConnection) {
+    this.#connection = connection;
+  }
+
+  get shutdown(): AbortSignal {
+    return this.#connection.shutdownSignal;
+  }
 }

@@ -23,9 +23,14 @@ import type {
  * never disturbs another or the listener.
  *
  * Bad options throw at once (a `TypeError` or `RangeError` that names the
- * option), and so do listening errors such as `Deno.errors.AddrInUse`,
- * `Deno.errors.AddrNotAvailable` or `Deno.errors.NotCapable` without
- * `--allow-net`.
+ * option), and so do listening errors, with a message that names the
+ * address: `Deno.errors.AddrInUse`, `Deno.errors.AddrNotAvailable`,
+ * `Deno.errors.NotFound` for a host name that does not resolve, or
+ * `Deno.errors.NotCapable` without `--allow-net`.
+ *
+ * The server's `addr` is typed by the options: a `Deno.NetAddr` for TCP
+ * and TLS, a `Deno.UnixAddr` with `path`, so `server.addr.port` needs no
+ * cast.
  *
  * @param options Address, limits, hooks.
  * @param handler Serves one connection.
@@ -113,6 +118,31 @@ import type {
  * await server.finished;
  * ```
  */
+export function serve(
+  options: ServeOptions & { path: string },
+  handler: Handler,
+): Server<Deno.UnixAddr>;
+/**
+ * Listens on TCP (or TLS with `cert` and `key`) and serves every client, as
+ * the Unix-socket form does: the server's `addr` is a `Deno.NetAddr`.
+ *
+ * @param options Address, limits, hooks.
+ * @param handler Serves one connection.
+ * @returns The running server.
+ */
+export function serve(
+  options: ServeOptions & { path?: undefined },
+  handler: Handler,
+): Server<Deno.NetAddr>;
+/**
+ * Listens and serves every client, when the options' type does not say
+ * whether `path` is given: the server's `addr` is a `Deno.Addr`.
+ *
+ * @param options Address, limits, hooks.
+ * @param handler Serves one connection.
+ * @returns The running server.
+ */
+export function serve(options: ServeOptions, handler: Handler): Server;
 export function serve(options: ServeOptions, handler: Handler): Server {
   return new SocketServer(options, handler);
 }

@@ -16,6 +16,7 @@ import {
 import { AddressList } from "./address_list.ts";
 import {
   DEFAULT_GRACE_PERIOD,
+  DEFAULT_HANDSHAKE_TIMEOUT,
   DEFAULT_HOSTNAME,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_PROXY_HEADER_TIMEOUT,
@@ -48,6 +49,8 @@ export interface ListenerSettings {
   reusePort: boolean;
   maxConnections: number;
   connectionPolicy: ConnectionPolicy;
+  /** With TLS: the handshake deadline in milliseconds, or `Infinity`. */
+  handshakeTimeout: number;
 }
 
 function describe(value: unknown): string {
@@ -179,6 +182,13 @@ export function settleListener(
     );
   }
   const reusePort = checkBoolean("serve", "reusePort", options.reusePort);
+  const handshakeTimeout = checkTimer(
+    "serve",
+    "handshakeTimeout",
+    options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+    1,
+    true,
+  );
   if ((cert === undefined) !== (key === undefined)) {
     throw new TypeError(
       `Cannot serve TLS as cert and key must be given together: current ${
@@ -229,5 +239,6 @@ export function settleListener(
     reusePort,
     maxConnections,
     connectionPolicy,
+    handshakeTimeout,
   };
 }

@@ -19,6 +19,13 @@ import type {
   ServerStats,
 } from "./types.ts";
 
+/** Whether allow/deny refuse `host`. */
+function isDenied(settings: Settings, host: string | undefined): boolean {
+  return host !== undefined &&
+    (settings.deny?.has(host) === true ||
+      (settings.allow !== undefined && !settings.allow.has(host)));
+}
+
 /** How long a service's connection must be quiet to count as idle. */
 const QUIET = 100;
 /** How often the server looks for idle connections while shutting down. */
@@ -114,15 +121,16 @@ export class Supervisor {
     const settings = this.#settings;
     const start = performance.now();
     const peer = conn.remoteAddr;
-    const denied = (host: string | undefined) =>
-      host !== undefined &&
-      (settings.deny?.has(host) ||
-        (settings.allow && !settings.allow.has(host)));
+    // No closure per connection unless there is a list to check.
+    const denied = settings.deny || settings.allow ? isDenied : undefined;
 
     // Cheap refusals first, before anything is allocated for the connection.
     const untrusted = settings.trustedProxies &&
       !settings.trustedProxies.has(hostOf(peer) ?? "");
-    if (untrusted || (!settings.proxyProtocol && denied(hostOf(peer)))) {
+    if (
+      untrusted ||
+      (!settings.proxyProtocol && denied?.(settings, hostOf(peer)))
+    ) {
       const info = { id, localAddr: conn.localAddr, remoteAddr: peer };
       const error = untrusted
         ? (suffix: string) =>
@@ -188,7 +196,7 @@ export class Supervisor {
           };
         }
         const host = hostOf(connection.remoteAddr);
-        if (denied(host)) {
+        if (denied?.(settings, host)) {
           connection.close();
           this.connections.delete(connection);
           const info = connection.info();

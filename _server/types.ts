@@ -144,7 +144,8 @@ export interface ServerStats {
    * Connections closed before the handler ran: beyond
    * {@linkcode ServeOptions.maxConnections} with the `"refuse"` policy,
    * denied by {@linkcode ServeOptions.allow} / {@linkcode ServeOptions.deny},
-   * or without a valid PROXY header.
+   * without a valid PROXY header, or whose TLS handshake failed or missed
+   * {@linkcode ServeOptions.handshakeTimeout}.
    */
   readonly refused: number;
   /** Connections served and closed ({@linkcode ServeOptions.onClose} ran). */
@@ -201,7 +202,9 @@ export interface HandlerContext {
 }
 
 /**
- * Serves one connection. Either return a fresh `TransformStream` service,
+ * Serves one connection. Either return a fresh service (anything
+ * `pipeThrough()` takes: a `TransformStream`, a `CompressionStream`, a
+ * `{ readable, writable }` pair),
  * which the server runs over the connection with
  * {@linkcode Connection.prototype.serve} (its output after the client's
  * FIN, `flush()` included, is sent in full before our FIN), or handle the
@@ -261,10 +264,16 @@ export interface HandlerContext {
 export type Handler = (
   connection: Connection,
   context: HandlerContext,
-) => TransformStream<Uint8Array, Uint8Array> | void | Promise<void>;
+) =>
+  | ReadableWritablePair<Uint8Array, Uint8Array<ArrayBuffer>>
+  | void
+  | Promise<void>;
 
 /**
- * A running server, returned by {@linkcode serve}.
+ * A running server, returned by {@linkcode serve}. `A` is the type of its
+ * address: `serve()` gives a `Server<Deno.NetAddr>` for TCP and TLS, a
+ * `Server<Deno.UnixAddr>` with `path`, and a `Server` (`Deno.Addr`) when
+ * the options' type leaves it open.
  *
  * @example Start, look, stop
  * ```ts
@@ -272,16 +281,18 @@ export type Handler = (
  * import { EchoStream } from "@x/sock/services";
  * import assert from "node:assert/strict";
  *
- * const server: Server = serve({ port: 0 }, () => new EchoStream());
- * assert.equal((server.addr as Deno.NetAddr).hostname, "127.0.0.1");
+ * const server: Server<Deno.NetAddr> = serve({ port: 0 }, () => new EchoStream());
+ * assert.equal(server.addr.hostname, "127.0.0.1"); // no cast for TCP
+ * assert.ok(server.addr.port > 0);
  * assert.equal(server.stats.open, 0);
  * await server.shutdown(); // or `await using server = serve(...)`
  * await server.finished; // already settled: the server has stopped
  * ```
  */
-export interface Server extends AsyncDisposable {
+export interface Server<A extends Deno.Addr = Deno.Addr>
+  extends AsyncDisposable {
   /** The address the server listens on, with the actual port. */
-  readonly addr: Deno.Addr;
+  readonly addr: A;
   /**
    * Settles (always fulfils) once the server has stopped: the listener is
    * closed and every connection is closed.

@@ -137,6 +137,53 @@ export function checkRunPermission(program: string): void {
   }
 }
 
+/**
+ * Fails at once when `program` is not found, without running it: a name is
+ * looked up on the PATH by a spawn that cannot start (its working
+ * directory cannot exist, and Deno resolves the name before it looks at the
+ * directory); a path is looked at when reading it is allowed. When it
+ * cannot tell, it says nothing: spawning will.
+ *
+ * @param program The program, as given.
+ * @param cwd The working directory the program will run in, if not ours.
+ * @throws {Deno.errors.NotFound} When the program is not found.
+ */
+export function checkProgramFound(program: string, cwd?: string): void {
+  if (program.includes("/")) {
+    if (cwd !== undefined && !program.startsWith("/")) return;
+    try {
+      if (
+        Deno.permissions.querySync({ name: "read", path: program }).state !==
+          "granted"
+      ) return;
+      Deno.statSync(program);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw spawnError(program, error);
+      }
+    }
+    return;
+  }
+  try {
+    // Under a file, so it can never exist: nothing is ever started.
+    const child = new Deno.Command(program, {
+      cwd: "/dev/null/sock-probe",
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    // Not expected; should a runtime start it anyway, stop it.
+    child.kill("SIGKILL");
+    child.status.catch(() => {});
+  } catch (error) {
+    if (
+      error instanceof Deno.errors.NotFound && !/cwd/i.test(error.message)
+    ) {
+      throw spawnError(program, error);
+    }
+  }
+}
+
 /** A spawn error with a message that says what to do. */
 export function spawnError(program: string, error: unknown): unknown {
   if (error instanceof Deno.errors.NotCapable) {

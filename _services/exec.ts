@@ -32,7 +32,12 @@
  * @module
  */
 
-import { checkRunPermission, spawnError, toArgv } from "./command.ts";
+import {
+  checkProgramFound,
+  checkRunPermission,
+  spawnError,
+  toArgv,
+} from "./command.ts";
 import type { ServiceConnection } from "./types.ts";
 
 /**
@@ -113,9 +118,13 @@ export interface ExecOptions {
 
 /**
  * Builds a `serve()` handler that runs `command` for each connection, as
- * {@linkcode exec} does. The command is parsed and the run permission checked
- * here, at once, so a server fails at its start rather than at its first
- * client.
+ * {@linkcode exec} does. The command is parsed, the run permission checked
+ * and the program looked up here, at once (without running it), so a
+ * server fails at its start rather than at its first client.
+ *
+ * Each client runs a process: bound them with `serve()`'s
+ * `maxConnections` (the server program's `--exec` takes 100 at once by
+ * default, as ncat does).
  *
  * @param command The program and its arguments: an array, or one string
  * split by {@linkcode parseCommand} (no shell; use `["sh", "-c", script]`
@@ -128,6 +137,8 @@ export interface ExecOptions {
  * @throws {SyntaxError} When a command string has an unclosed quote.
  * @throws {Deno.errors.NotCapable} Without `--allow-run` for the program;
  * the message names the flag.
+ * @throws {Deno.errors.NotFound} When the program is not found (on the
+ * PATH, or at its path when reading it is allowed).
  *
  * @example Report each program's exit code
  * ```ts
@@ -161,6 +172,7 @@ export function execHandler(
 ): (connection: ServiceConnection) => Promise<void> {
   const argv = toArgv(command);
   checkRunPermission(argv[0]!);
+  checkProgramFound(argv[0]!, options.cwd);
   return async (connection) => {
     const status = await exec(connection, argv, options);
     options.onExit?.(status, connection);

@@ -28,13 +28,15 @@
  * - `bare`: the baseline, a plain `Deno.listen` server with a
  *   `conn.read`/`conn.write` loop over one 64 KiB buffer that doubles while
  *   reads fill it, up to 1 MiB, and `setNoDelay(true)`;
- * - `bare-upper`: the same loop applying `upperCase()`;
+ * - `bare-upper`: the same loop upper-casing each read in place, in its
+ *   own buffer (`upperCaseInPlace()`, what `UpperCaseStream` runs);
  * - `bare-1k`: the same loop starting at 1 KiB: what a connection costs in
  *   Deno itself while it waits on a read as small as `Connection`'s;
  * - `echo`, `upper`: `serve()` with the built-in `EchoStream` and
  *   `UpperCaseStream`;
  * - `stream`: `serve()` with a user's own plain `TransformStream` (an
  *   identity transform written as a user would);
+ * - `stream-upper`: the same, enqueueing `upperCase(chunk)`;
  * - `handler`: `serve()` with a handler that reads `connection.readable`
  *   and writes each chunk to `connection.writable`;
  * - `bare-stream`: the floor of any web-stream service: the bare loop, with
@@ -44,7 +46,8 @@
  * - `conn-pipe`: a plain `Deno.listen` server wrapping each `Deno.Conn` in
  *   `Connection` and running
  *   `connection.readable.pipeThrough(t).pipeTo(connection.writable)` with
- *   the same user transform as `stream`.
+ *   the same user transform as `stream`;
+ * - `conn-pipe-upper`: the same through the `stream-upper` transform.
  *
  * Kinds of a line protocol (every line in, "+PONG\r\n" out):
  *
@@ -57,9 +60,11 @@
  * - `lines-chain`: `serve()` with `chain(decoder, answer)` in a
  *   `SyncTransformStream`, where the decoder is the synchronous transformer
  *   of `lines().decoder()` (only when framing exposes one);
- * - `lines-framed`: `serve()` with a handler running
- *   `framed(connection, lines())` and a loop that writes one answer per
- *   line;
+ * - `lines-framed`: `serve()` with a handler in the shape 0.3 recommends:
+ *   `const m = framed(connection, lines()); for await (const line of m)
+ *   m.write(answer)`, then `m.closeWrite()`;
+ * - `lines-framed-rw`: the 0.2 shape, `framed()`'s `readable` read with
+ *   `for await` and each answer awaited on a writer of its `writable`;
  * - `lines-framed-batch`: the same with `{ batch: true }` (each read's lines
  *   as one array), answering a batch with writes awaited together;
  * - `lines-conn-pipe`: `Connection` piped through the `lines-stream`
@@ -73,6 +78,7 @@
 import { parseArgs } from "node:util";
 import { serve } from "../server.ts";
 import { EchoStream, upperCase, UpperCaseStream } from "../services.ts";
+import { upperCaseInPlace } from "../_services/upper.ts";
 import { framed, lines } from "../framing.ts";
 import {
   chain,
@@ -93,6 +99,15 @@ function userEcho(): TransformStream<Uint8Array, Uint8Array> {
   return new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, controller) {
       controller.enqueue(chunk);
+    },
+  });
+}
+
+/** A user's upper-case transform: `upperCase()` on each chunk. */
+function userUpper(): TransformStream<Uint8Array, Uint8Array> {
+  return new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      controller.enqueue(upperCase(chunk));
     },
   });
 }
@@ -303,8 +318,18 @@ const readingHandler: Handler = async (connection) => {
   await writer.close();
 };
 
-/** `framed(connection, lines())` and a loop answering each line. */
+/**
+ * The 0.3 shape: `framed(connection, lines())` iterated, each answer
+ * written without waiting (the writes of one read leave together).
+ */
 const framedHandler: Handler = async (connection) => {
+  const m = framed(connection, lines());
+  for await (const _line of m) m.write(PONG_LINE);
+  await m.closeWrite();
+};
+
+/** The 0.2 shape: `framed()`'s streams, each answer awaited. */
+const framedStreamsHandler: Handler = async (connection) => {
   const { readable, writable } = framed(connection, lines());
   const writer = writable.getWriter();
   for await (const _line of readable) await writer.write(PONG_LINE);
@@ -346,7 +371,14 @@ async function start(kind: string): Promise<{ port: number; note?: string }> {
     case "bare-1k":
       return { port: listenPlain((conn) => bareLoop(conn, (b) => b, 1024)) };
     case "bare-upper":
-      return { port: listenPlain((conn) => bareLoop(conn, upperCase)) };
+      return {
+        port: listenPlain((conn) =>
+          bareLoop(conn, (bytes) => {
+            upperCaseInPlace(bytes);
+            return bytes;
+          })
+        ),
+      };
     case "bare-lines":
       return { port: listenPlain(bareLines) };
     case "echo":
@@ -355,6 +387,10 @@ async function start(kind: string): Promise<{ port: number; note?: string }> {
       return { port: listenServe(() => new UpperCaseStream()) };
     case "stream":
       return { port: listenServe(userEcho) };
+    case "stream-upper":
+      return { port: listenServe(userUpper) };
+    case "conn-pipe-upper":
+      return { port: listenPlain(pipeConnection(userUpper)) };
     case "handler":
       return { port: listenServe(readingHandler) };
     case "conn-pipe":
@@ -380,6 +416,8 @@ async function start(kind: string): Promise<{ port: number; note?: string }> {
     }
     case "lines-framed":
       return { port: listenServe(framedHandler) };
+    case "lines-framed-rw":
+      return { port: listenServe(framedStreamsHandler) };
     case "lines-framed-batch":
       if (!await hasBatch()) {
         throw new TypeError(
@@ -405,14 +443,17 @@ export const KINDS: readonly string[] = [
   "echo",
   "upper",
   "stream",
+  "stream-upper",
   "handler",
   "conn-pipe",
+  "conn-pipe-upper",
   "bare-stream",
   "bare-lines-stream",
   "lines-stream",
   "lines-sync",
   "lines-chain",
   "lines-framed",
+  "lines-framed-rw",
   "lines-framed-batch",
   "lines-conn-pipe",
 ];
@@ -486,6 +527,11 @@ async function control(): Promise<void> {
 }
 
 if (import.meta.main) {
+  // `m.write()` unawaited (the 0.3 shape) rejects when a client goes
+  // away mid-answer; the loop ends on the same error, so nothing is lost.
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+  });
   const { values } = parseArgs({
     args: Deno.args,
     strict: true,

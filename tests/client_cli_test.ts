@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { serve } from "../server.ts";
-import { EchoStream, UpperCaseStream } from "../services.ts";
+import { chargen, EchoStream, UpperCaseStream } from "../services.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { concat, installed, noise, readAll, readBytes } from "./_util.ts";
 
@@ -504,7 +504,23 @@ const USAGE_ERRORS: [string[], string][] = [
     ["--bogus"],
     'Cannot parse --bogus as it is not a known flag: current value is "--bogus"',
   ],
-  [["-z"], 'Cannot parse -z as it is not a known flag: current value is "-z"'],
+  [
+    ["-z"],
+    'Cannot parse -z as it is not a known flag: current value is "-z"; port scanning (-z) is not supported',
+  ],
+  // Netcat habits get a hint.
+  [
+    ["-l", "9990"],
+    'Cannot parse -l as it is not a known flag: current value is "-l"; this is the client; run the server program to listen: deno run -N jsr:@x/sock/server -p <port>',
+  ],
+  [
+    ["-lk", "9990"],
+    'Cannot parse -l as it is not a known flag: current value is "-lk"; this is the client; run the server program to listen: deno run -N jsr:@x/sock/server -p <port>',
+  ],
+  [
+    ["-N", "localhost", "9990"],
+    'Cannot parse -N as it is not a known flag: current value is "-N"; -N is already the default: the client half-closes (sends FIN) at the end of input; --no-shutdown keeps it open',
+  ],
   [
     ["-p", "-1"],
     'Cannot parse --port as it must be an integer from 1 to 65535: current value is "-1"',
@@ -741,4 +757,37 @@ Deno.test({
     assert.equal(result.code, 0);
     assert.deepEqual(result.stdout, input);
   },
+});
+
+Deno.test("client takes host:port as one argument, and prints an IPv6 host in one pair of brackets", async () => {
+  await using server = serve({ port: 0 }, () => new UpperCaseStream());
+  const joined = await run([`127.0.0.1:${portOf(server)}`], "hi");
+  assert.equal(joined.code, 0, joined.stderr);
+  assert.equal(joined.text, "HI");
+  const port = freePort();
+  for (const host of ["[::1]", "::1"]) {
+    const { code, stderr } = await run([host, `${port}`]);
+    assert.equal(code, 1);
+    assert.match(
+      stderr,
+      new RegExp(`^error: Cannot connect to \\[::1\\]:${port}: `),
+    );
+  }
+});
+
+Deno.test("client | head -3 ends quietly with exit 0 when the reader leaves", async () => {
+  await using server = serve({ port: 0 }, chargen);
+  const child = spawnClient(["127.0.0.1", portOf(server), "--recv-only"]);
+  await child.stdin.close();
+  // Read three lines, then leave, as head does.
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (text.split("\n").length <= 3) text += (await reader.read()).value;
+  await reader.cancel();
+  const [status, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stderr).text(),
+  ]);
+  assert.equal(stderr, "");
+  assert.equal(status.code, 0);
 });

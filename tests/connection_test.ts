@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Connection } from "../connection.ts";
+import { serve } from "../server.ts";
 import { FrameTooLargeError, TruncatedFrameError } from "../framing.ts";
 import { EchoStream, UpperCaseStream } from "../services.ts";
 import { chain, SyncTransformStream } from "../sync_transform.ts";
@@ -595,4 +596,85 @@ Deno.test("Connection.serve() echoes 8 MiB through both paths byte-exact over TC
     assert.equal(b.bytesRead, sent.length);
     assert.equal(b.bytesWritten, sent.length);
   }
+});
+
+/** A user's pair: bytes → text → upper-case text → bytes. */
+function upperPair(): ReadableWritablePair<Uint8Array, Uint8Array> {
+  const decode = new TextDecoderStream();
+  const encode = new TextEncoderStream();
+  decode.readable
+    .pipeThrough(
+      new TransformStream<string, string>({
+        transform: (text, controller) => controller.enqueue(text.toUpperCase()),
+      }),
+    )
+    .pipeTo(encode.writable)
+    .catch(() => {});
+  return { writable: decode.writable, readable: encode.readable };
+}
+
+Deno.test("serve() and Connection.serve() serve a { readable, writable } pair and a CompressionStream", async () => {
+  const text = "grüße, wörld\n".repeat(1000);
+  for (const via of ["serve()", "Connection.serve()"]) {
+    for (
+      const [make, decode] of [
+        [upperPair, (bytes: Uint8Array) => decoder.decode(bytes)],
+        [
+          () => new CompressionStream("gzip"),
+          async (bytes: Uint8Array) =>
+            await new Response(
+              ReadableStream.from([bytes as Uint8Array<ArrayBuffer>])
+                .pipeThrough(
+                  new DecompressionStream("gzip"),
+                ),
+            ).text(),
+        ],
+      ] as const
+    ) {
+      const service = make as () => ReadableWritablePair<
+        Uint8Array,
+        Uint8Array
+      >;
+      await using server = via === "serve()"
+        ? serve({ port: 0, hostname: "127.0.0.1" }, service)
+        : undefined;
+      using listener = via === "serve()"
+        ? undefined
+        : Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = ((server ?? listener)!.addr as Deno.NetAddr).port;
+      const served = listener?.accept().then((conn) =>
+        new Connection(conn).serve(service())
+      );
+      await using client = new Connection(
+        await Deno.connect({ hostname: "127.0.0.1", port }),
+      );
+      await client.write(encoder.encode(text));
+      await client.closeWrite();
+      const answer = await decode(await new Response(client.readable).bytes());
+      await served;
+      const want = make === upperPair ? text.toUpperCase() : text;
+      assert.equal(answer, want, `${via}, ${make.name || "gzip"}`);
+    }
+  }
+});
+
+Deno.test("serve() refuses a handler's value that is not a service, naming what it got", async () => {
+  const errors = Promise.withResolvers<unknown>();
+  await using server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    onError: (error) => errors.resolve(error),
+  }, () => ({ readable: new ReadableStream() }) as never);
+  const { port } = server.addr as Deno.NetAddr;
+  await using client = new Connection(
+    await Deno.connect({ hostname: "127.0.0.1", port }),
+  );
+  const error = await errors.promise;
+  assert.ok(error instanceof TypeError);
+  assert.equal(
+    error.message,
+    "Cannot serve connection as the handler must return a service (a ReadableWritablePair such as a TransformStream), a promise or nothing: current type is Object with no writable WritableStream",
+  );
+  // The client is not left waiting: the connection is closed.
+  assert.equal((await new Response(client.readable).bytes()).length, 0);
 });

@@ -174,15 +174,32 @@ Deno.test("execHandler() kills the program when the server closes the connection
   assert.notEqual((await closed).error, undefined);
 });
 
-Deno.test("execHandler() rejects a missing program with a clear error", async () => {
-  const { server, port, errors, closed } = serveExec("no-such-program-x7q");
-  await using _ = server;
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await closed;
-  assert.equal(errors.length, 1);
-  assert.ok(errors[0] instanceof Deno.errors.NotFound);
+Deno.test("execHandler() refuses a missing program at once, before any client", () => {
+  for (const program of ["no-such-program-x7q", "/no/such/program-x7q"]) {
+    assert.throws(() => execHandler(program), {
+      name: "NotFound",
+      message:
+        `Cannot run '${program}' as the program was not found: check its name, its PATH or its working directory`,
+    });
+  }
+  // A program that exists is not run by the check.
+  execHandler("false");
+});
+
+Deno.test("exec() rejects a missing program with a clear error", async () => {
+  const failed = Promise.withResolvers<unknown>();
+  await using server = serve(
+    { port: 0, onError: (error) => failed.resolve(error) },
+    (connection) => exec(connection, "no-such-program-x7q").then(() => {}),
+  );
+  using conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  const error = await failed.promise;
+  assert.ok(error instanceof Deno.errors.NotFound);
   assert.equal(
-    (errors[0] as Error).message,
+    error.message,
     "Cannot run 'no-such-program-x7q' as the program was not found: check its name, its PATH or its working directory",
   );
   assert.equal((await readAll(conn)).length, 0);

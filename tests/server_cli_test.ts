@@ -347,6 +347,8 @@ Deno.test("server --exec 'tr a-z A-Z' loses no tail after the client's FIN", asy
     using conn = await connect(port);
     assert.equal(await ask(conn, text), text.toUpperCase());
   }
+  // Each program's exit status is logged.
+  await program.waitFor(/^Program "tr" for #1 ended: exit code 0$/);
 });
 
 // ---------------------------------------------------------------------------
@@ -448,7 +450,10 @@ Deno.test("server -i closes a silent client after the idle timeout", async () =>
   await using program = new Program(["-p", "0", "-i", "300ms"]);
   using conn = await connect(await program.port());
   assert.equal((await readAll(conn)).length, 0);
-  await program.waitFor(/^Closed .*error: /);
+  // The server's own close, not an error.
+  await program.waitFor(
+    /^Closed .* ms, closed as it was idle for \d+ ms: idleTimeout is 300 ms$/,
+  );
 });
 
 Deno.test("server shutdown closes an idle client at once, whatever the grace period", async () => {
@@ -462,6 +467,41 @@ Deno.test("server shutdown closes an idle client at once, whatever the grace per
   assert.equal(code, 0);
   assert.match(rest, /^Stopped$/m);
   assert.ok(performance.now() - started < 30_000);
+  // Closing an idle client is part of a graceful shutdown, not an error.
+  assert.match(
+    rest,
+    /^Closed .* ms, closed as the server shut down while it was idle$/m,
+  );
+  assert.doesNotMatch(rest, /error/);
+});
+
+Deno.test("server takes a positional port as nc -l does, and a host before it", async () => {
+  for (const args of [["0"], ["127.0.0.1", "0"]]) {
+    await using program = new Program(args);
+    const port = await program.port();
+    using conn = await connect(port);
+    await conn.write(encoder.encode("hi"));
+    await conn.closeWrite();
+    assert.equal(decoder.decode(await readAll(conn)), "HI");
+  }
+});
+
+Deno.test("server --handshake-timeout closes a TLS client that never says hello", async () => {
+  await using program = new Program([
+    "-p",
+    "0",
+    "--cert",
+    fileURLToPath(new URL("tls_localhost_cert.pem", testdata)),
+    "--key",
+    fileURLToPath(new URL("tls_localhost_key.pem", testdata)),
+    "--handshake-timeout",
+    "300ms",
+  ], ["-N", "-R"]);
+  using conn = await connect(await program.port());
+  assert.equal((await readAll(conn)).length, 0);
+  await program.waitFor(
+    /^error: 127\.0\.0\.1:\d+ \(#1\): Cannot serve TLS client as its handshake did not finish within handshakeTimeout: current timeout is 300 ms/,
+  );
 });
 
 Deno.test("server exits at once on a second signal: 143 for SIGTERM, 130 for SIGINT", async () => {
@@ -675,8 +715,29 @@ const USAGE_ERRORS: [string[], string][] = [
     "Cannot parse --port as it needs a value: current value is none",
   ],
   [
-    ["9990"],
-    'Cannot parse arguments as the server takes none: use --host and --port; current value is "9990"',
+    ["localhost", "9990", "x"],
+    'Cannot parse arguments as the server takes at most a host and a port: current extra argument is "x"',
+  ],
+  [
+    ["-p", "1", "2"],
+    'Cannot parse --port as the port is also given as an argument: current values are "1" and "2"',
+  ],
+  // Netcat habits get a hint.
+  [
+    ["-l", "9990"],
+    'Cannot parse -l as it is not a known flag: current value is "-l"; -l is not needed: the server program always listens',
+  ],
+  [
+    ["-k"],
+    'Cannot parse -k as it is not a known flag: current value is "-k"; -k is already the default: the server keeps listening and serves many clients at once',
+  ],
+  [
+    ["-N"],
+    `Cannot parse -N as it is not a known flag: current value is "-N"; -N is already the default: the server sends FIN once a client's answer is complete`,
+  ],
+  [
+    ["--handshake-timeout", "1s"],
+    "Cannot use --handshake-timeout without --cert as only TLS has a handshake: add --cert and --key",
   ],
   [
     ["--host", ""],
@@ -810,6 +871,11 @@ Deno.test("server exits 1 naming the problem: port in use, address not available
       ["-e", "tr a-z A-Z", "-p", "0"],
       ["-N"],
       'Cannot run "tr" for --exec as run access is not allowed: run again with --allow-run or --allow-run=tr',
+    ],
+    [
+      ["-e", "no-such-program-x", "-p", "0"],
+      ["-N", "--allow-run"],
+      'Cannot run "no-such-program-x" for --exec as the program was not found: check its name or PATH',
     ],
     [
       ["-x", "/nonexistent/dump", "-p", "0"],

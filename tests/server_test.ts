@@ -327,7 +327,8 @@ Deno.test("serve() with connectionPolicy refuse refuses clients beyond maxConnec
     maxConnections: 2,
     connectionPolicy: "refuse",
     onClose: log.onClose,
-    onError: (error, info) => refused.resolve([error, info]),
+    // The refusal, not the one line that says the limit is reached.
+    onError: (error, info) => info && refused.resolve([error, info]),
   }, () => new UpperCaseStream());
   using a = await Deno.connect(tcp(server.addr));
   const b = await Deno.connect(tcp(server.addr));
@@ -676,7 +677,13 @@ Deno.test("serve() queues clients beyond maxConnections by default and serves th
   for (let got = 0; got < 7;) got += (await c.read(answer.subarray(got)))!;
   assert.equal(decoder.decode(answer), "WAITING");
   assert.equal(await roundTrip(a, "still"), "STILL");
-  assert.deepEqual(errors.all, []);
+  // One line when the limit was reached, none when it was reached again
+  // soon after.
+  assert.equal(errors.all.length, 1);
+  assert.match(
+    String(errors.all[0]![0]),
+    /^RangeError: Cannot serve more clients at once as maxConnections is reached: current count is 2, limit is 2; newcomers wait in the listen backlog until a client closes \(connectionPolicy "queue"\)/,
+  );
   assert.equal(server.stats.refused, 0);
   assert.equal(server.stats.accepted, 3);
 });
@@ -700,6 +707,10 @@ Deno.test("serve() rate-limits refusal reports and says how many it held back", 
   // Five one by one, then one for the rest at the end of the window.
   const reported: string[] = [];
   let heldBack = 0;
+  // First the one line that says the limit is reached.
+  const [reached, none] = await errors.next();
+  assert.match(String(reached), /maxConnections is reached: .*"refuse"/);
+  assert.equal(none, undefined);
   while (reported.length + heldBack < extra) {
     const [error] = await errors.next();
     assert.ok(error instanceof RangeError);
@@ -1235,4 +1246,198 @@ Deno.test("a closed connection frees its slot at once, even while its handler is
   assert.equal(server.stats.open, 1); // the first, until its handler returns
   gate.resolve();
   assert.equal((await log.next()).id, 1);
+});
+
+// ---------------------------------------------------------------------------
+// The first hour (issue 19): safe defaults and errors that name things
+
+/**
+ * This process's open sockets (Linux), counted by `ls` as Deno lets only
+ * `--allow-all` read `/proc/self`; sockets only, as running `ls` opens
+ * pipes for a moment.
+ */
+async function openSockets(): Promise<number> {
+  const output = await new Deno.Command("ls", {
+    args: ["-l", `/proc/${Deno.pid}/fd`],
+    stdout: "piped",
+    stderr: "null", // a descriptor closing while ls looks
+  }).output();
+  return decoder.decode(output.stdout).split("\n")
+    .filter((line) => line.includes("socket:")).length;
+}
+
+/** Waits until `ready()` holds, looking again every 20 ms. */
+async function until(
+  ready: () => boolean | Promise<boolean>,
+  what: string,
+): Promise<void> {
+  const start = performance.now();
+  while (!(await ready())) {
+    if (performance.now() - start > 10_000) {
+      throw new Error(`Gave up waiting for ${what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+Deno.test("serve() frees 500 silent TLS clients at the handshake deadline while it serves a real one", async () => {
+  const [cert, key, ca] = await Promise.all([
+    "tls_localhost_cert.pem",
+    "tls_localhost_key.pem",
+    "tls_ca.pem",
+  ].map((name) => Deno.readTextFile(new URL(name, testdata))));
+  const errors = errorLog();
+  await using server = serve(
+    { port: 0, cert, key, handshakeTimeout: 300, onError: errors.onError },
+    () => new UpperCaseStream(),
+  );
+  const { port } = server.addr; // a NetAddr, no cast
+  const baseline = await openSockets();
+
+  // 500 clients that connect and never send a ClientHello.
+  const silent: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 500; i++) {
+      silent.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    }
+    // A real client is served meanwhile.
+    using real = await Deno.connectTls({
+      hostname: "localhost",
+      port,
+      caCerts: [ca!],
+    });
+    assert.equal(
+      decoder.decode(await exchange(real, encoder.encode("hi"))),
+      "HI",
+    );
+
+    // At the deadline the server closes each silent client for real: each
+    // reads end-of-file, which it never did while Deno's handshake task
+    // held the socket.
+    for (const conn of silent) assert.equal(await endOf(conn), "eof");
+  } finally {
+    for (const conn of silent) conn.close();
+  }
+  await until(() => server.stats.refused === 500, "500 refusals");
+  // Our client sockets are closed, and so is every socket of the server's.
+  await until(
+    async () => await openSockets() <= baseline,
+    "the sockets to be freed",
+  );
+  assert.equal(server.stats.open, 0);
+  assert.equal(server.stats.closed, 1);
+  const [first] = await errors.next();
+  assert.ok(first instanceof Deno.errors.TimedOut);
+  assert.match(
+    first.message,
+    /^Cannot serve TLS client as its handshake did not finish within handshakeTimeout: current timeout is 300 ms, client is 127\.0\.0\.1:\d+$/,
+  );
+});
+
+Deno.test("serve() refuses a bad handshakeTimeout and exports its default", async () => {
+  const { DEFAULT_HANDSHAKE_TIMEOUT } = await import("../server.ts");
+  assert.equal(DEFAULT_HANDSHAKE_TIMEOUT, 10_000);
+  assert.throws(
+    () => serve({ port: 0, handshakeTimeout: 0 }, () => new EchoStream()),
+    {
+      name: "RangeError",
+      message:
+        "Cannot serve as handshakeTimeout must be a number of milliseconds from 1 to 2147483647, or Infinity: current value is 0",
+    },
+  );
+  assert.throws(
+    () =>
+      serve(
+        { port: 0, handshakeTimeout: "10s" as unknown as number },
+        () => new EchoStream(),
+      ),
+    TypeError,
+  );
+});
+
+Deno.test("serve() names the address when it cannot listen: port in use, unknown host", () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = taken.addr;
+  assert.throws(() => serve({ port }, () => new EchoStream()), {
+    name: "AddrInUse",
+    message:
+      `Cannot listen on 127.0.0.1:${port} as the address is in use: current owner is another socket; choose another port, or 0 for any free one`,
+  });
+  assert.throws(
+    () =>
+      serve(
+        { hostname: "no-such-host.invalid", port: 0 },
+        () => new EchoStream(),
+      ),
+    (error: unknown) =>
+      error instanceof Deno.errors.NotFound &&
+      error.message.startsWith(
+        "Cannot listen on no-such-host.invalid:0 as the host name cannot be resolved: ",
+      ),
+  );
+  assert.throws(
+    () =>
+      serve({ hostname: "localhost:9990", port: 0 }, () => new EchoStream()),
+    (error: unknown) =>
+      error instanceof Deno.errors.NotFound &&
+      error.message.startsWith(
+        "Cannot listen on [localhost:9990]:0 as the host name cannot be resolved: ",
+      ),
+  );
+});
+
+Deno.test("serve() types addr by the options: NetAddr for TCP, UnixAddr with path", async () => {
+  await using server = serve({ port: 0 }, () => new EchoStream());
+  const port: number = server.addr.port; // type-checked: no cast needed
+  assert.ok(port > 0);
+  const path = await Deno.makeTempFile();
+  await Deno.remove(path);
+  await using unix = serve({ path }, () => new EchoStream());
+  const where: string = unix.addr.path;
+  assert.equal(where, path);
+});
+
+Deno.test("serve()'s default onError prints one line for a peer's oversized line, naming the client", async () => {
+  const { FrameTooLargeError } = await import("../framing.ts");
+  const printed: unknown[][] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => void printed.push(args);
+  try {
+    const log = closeLog();
+    await using server = serve({ port: 0, onClose: log.onClose }, () => {
+      throw new FrameTooLargeError(
+        "Cannot decode line as its length must be <= 8 bytes: current length is 20 bytes",
+        20,
+        8,
+      );
+    });
+    using _conn = await Deno.connect(tcp(server.addr));
+    await log.next();
+  } finally {
+    console.error = original;
+  }
+  assert.equal(printed.length, 1);
+  assert.equal(printed[0]!.length, 1);
+  assert.match(
+    String(printed[0]![0]),
+    /^FrameTooLargeError: Cannot decode line as its length must be <= 8 bytes: current length is 20 bytes \(client 127\.0\.0\.1:\d+, #1\)$/,
+  );
+});
+
+Deno.test("serve() reports reaching maxConnections in one line that says what newcomers get", async () => {
+  const errors = errorLog();
+  await using server = serve({
+    port: 0,
+    maxConnections: 1,
+    onError: errors.onError,
+  }, () => new EchoStream());
+  using first = await Deno.connect(tcp(server.addr));
+  assert.equal(await roundTrip(first, "x"), "x");
+  const [error, info] = await errors.next();
+  assert.equal(info, undefined);
+  assert.ok(error instanceof RangeError);
+  assert.equal(
+    error.message,
+    'Cannot serve more clients at once as maxConnections is reached: current count is 1, limit is 1; newcomers wait in the listen backlog until a client closes (connectionPolicy "queue"); an idleTimeout frees the slots of silent clients',
+  );
 });

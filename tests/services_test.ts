@@ -12,7 +12,7 @@ import {
 import { ConnStreams } from "../conn_streams.ts";
 import { Connection } from "../connection.ts";
 import { type ConnectionStats, serve } from "../server.ts";
-import { chunkings } from "../testing.ts";
+import { chunkings, connPair } from "../testing.ts";
 
 /** Splits `bytes` into chunks at seeded random points. */
 function randomSplits(bytes: Uint8Array, seed: number): Uint8Array[] {
@@ -293,4 +293,110 @@ Deno.test("formatDaytime() writes the RFC 867 style in UTC", () => {
       "Cannot format daytime as the date must be valid: current value is Invalid Date",
     ),
   );
+});
+
+/** `size` bytes: seeded random, or lower-case ASCII text with spaces. */
+function input(kind: "random" | "ascii", size: number, seed = 7): Uint8Array {
+  const bytes = new Uint8Array(size);
+  let state = seed;
+  for (let i = 0; i < size; i += 4) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    bytes[i] = state >>> 24;
+    bytes[i + 1] = state >>> 16;
+    bytes[i + 2] = state >>> 8;
+    bytes[i + 3] = state;
+  }
+  if (kind === "ascii") {
+    const letters = new TextEncoder().encode("abcdefghijklmnopqrstuvwxyz .,\n");
+    for (let i = 0; i < size; i++) bytes[i] = letters[bytes[i]! % 30]!;
+  }
+  return bytes;
+}
+
+/** What the upper-case service answers to `bytes`, a byte at a time. */
+function upperOf(bytes: Uint8Array): Uint8Array {
+  return bytes.map((b) => b >= 0x61 && b <= 0x7a ? b - 0x20 : b);
+}
+
+/**
+ * Sends `sent` to `port` in writes of seeded random sizes (1 byte to
+ * 128 KiB), half-closes, and returns every byte that comes back.
+ */
+async function exchange(port: number, sent: Uint8Array, seed: number) {
+  await using client = new Connection(
+    await Deno.connect({ hostname: "127.0.0.1", port }),
+  );
+  const writing = (async () => {
+    let state = seed;
+    for (let at = 0; at < sent.length;) {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      // Mostly large writes, some tiny: reads on the server then start and
+      // end anywhere, aligned or not.
+      const size = state % 8 === 0
+        ? 1 + (state >>> 8) % 7
+        : 1 + (state >>> 3) % 131072;
+      await client.write(sent.subarray(at, at + size));
+      at += size;
+    }
+    await client.closeWrite();
+  })();
+  const answer = await new Response(client.readable).bytes();
+  await writing;
+  return answer;
+}
+
+for (const kind of ["random", "ascii"] as const) {
+  Deno.test(`serve(UpperCaseStream) and serve(EchoStream) are byte-exact over 64 MiB of ${kind} input on loopback`, async () => {
+    const sent = input(kind, 64 << 20);
+    const want = upperOf(sent);
+    for (
+      const [make, expected] of [
+        [() => new UpperCaseStream(), want],
+        [() => new EchoStream(), sent],
+      ] as const
+    ) {
+      await using server = serve({ port: 0, hostname: "127.0.0.1" }, make);
+      const { port } = server.addr as Deno.NetAddr;
+      const got = await exchange(port, sent, kind === "random" ? 3 : 4);
+      assert.equal(got.length, expected.length);
+      // One comparison of the whole, then the first wrong byte if any.
+      if (!got.every((b, i) => b === expected[i])) {
+        const at = got.findIndex((b, i) => b !== expected[i]);
+        assert.fail(`byte ${at}: got ${got[at]}, want ${expected[at]}`);
+      }
+    }
+  });
+}
+
+Deno.test("UpperCaseStream served over a connection is byte-exact under every chunking of input and reads", async () => {
+  for (const kind of ["random", "ascii"] as const) {
+    const sent = input(kind, 4096, kind === "random" ? 11 : 12);
+    const want = upperOf(sent);
+    for (const { name, chunks } of chunkings(sent, { seed: 5 })) {
+      // The server's reads are cut too: whole, one byte, or at random.
+      for (const options of [{}, { maxChunkSize: 1 }, { seed: 9 }]) {
+        const [client, server] = connPair(options);
+        await using a = new Connection(client);
+        const served = new Connection(server).serve(new UpperCaseStream());
+        const writing = (async () => {
+          for (const chunk of chunks) await a.write(chunk);
+          await a.closeWrite();
+        })();
+        const got = await new Response(a.readable).bytes();
+        await Promise.all([writing, served]);
+        assert.deepEqual(
+          got,
+          want,
+          `${kind}, ${name}, ${JSON.stringify(options)}`,
+        );
+      }
+    }
+  }
+});
+
+Deno.test("UpperCaseStream as a web stream leaves the chunks it was given unchanged", async () => {
+  const chunk = new TextEncoder().encode("abc");
+  const got = await collect([chunk], new UpperCaseStream());
+  assert.deepEqual(got, new TextEncoder().encode("ABC"));
+  assert.deepEqual(chunk, new TextEncoder().encode("abc"));
 });

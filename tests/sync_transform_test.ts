@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { chain, SyncTransformStream } from "../sync_transform.ts";
 import { Connection } from "../connection.ts";
 import { connPair } from "../testing.ts";
+import { concat } from "./_util.ts";
 
 const encoder = new TextEncoder();
 
@@ -68,17 +69,116 @@ Deno.test("Connection.serve() runs an unlocked SyncTransformStream without its s
   assert.deepEqual(seen, [3]);
 });
 
-Deno.test("Connection.serve() rejects a service that is not a TransformStream, naming it", async () => {
-  const [client, server] = connPair();
-  using _a = new Connection(client);
-  const b = new Connection(server);
-  const pair = new TransformStream();
-  await assert.rejects(
-    b.serve({ readable: pair.readable, writable: pair.writable } as never),
-    {
+Deno.test("Connection.serve() rejects a service that is not a pair of streams, naming what it got", async () => {
+  for (
+    const [value, got] of [
+      [
+        { readable: new ReadableStream() },
+        "Object with no writable WritableStream",
+      ],
+      [
+        new ReadableStream(),
+        "ReadableStream with no readable ReadableStream and no writable WritableStream",
+      ],
+      [null, "null"],
+      ["upper", "string"],
+    ] as const
+  ) {
+    const [client, server] = connPair();
+    using _a = new Connection(client);
+    using b = new Connection(server);
+    await assert.rejects(b.serve(value as never), {
       name: "TypeError",
       message:
-        "Cannot serve connection as the service must be a TransformStream: current value is [object Object]",
+        `Cannot serve connection as the service must be a ReadableWritablePair (a TransformStream or any { readable, writable } pair of streams): current type is ${got}`,
+    });
+  }
+});
+
+Deno.test("Connection.serve() hands a transformer that keeps its chunks memory nobody reuses", async () => {
+  // One byte per read, so that a reused read buffer would be overwritten
+  // by every later read.
+  const [client, server] = connPair({ maxChunkSize: 3 });
+  await using a = new Connection(client);
+  const kept: Uint8Array[] = [];
+  const service = new SyncTransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, emit) {
+      kept.push(chunk); // no input declared: "keep"
+      emit(chunk);
     },
+  });
+  const served = new Connection(server).serve(service);
+  const sent = encoder.encode("the quick brown fox jumps over the lazy dog");
+  await a.write(sent);
+  await a.closeWrite();
+  assert.equal(
+    await new Response(a.readable).text(),
+    "the quick brown fox jumps over the lazy dog",
   );
+  await served;
+  assert.ok(kept.length > 1);
+  assert.deepEqual(concat(kept), sent);
+});
+
+Deno.test("Connection.serve() lends its read buffer to a transformer that borrows, and it may overwrite it", async () => {
+  const [client, server] = connPair({ maxChunkSize: 3 });
+  await using a = new Connection(client);
+  const buffers = new Set<ArrayBufferLike>();
+  const service = new SyncTransformStream<Uint8Array, Uint8Array>({
+    input: "overwrite",
+    transform(chunk, emit) {
+      buffers.add(chunk.buffer);
+      chunk.reverse();
+      emit(chunk);
+    },
+  });
+  const served = new Connection(server).serve(service);
+  await a.write(encoder.encode("abcdefghi"));
+  await a.closeWrite();
+  assert.equal(await new Response(a.readable).text(), "cbafedihg");
+  await served;
+  assert.equal(buffers.size, 1); // one reused buffer for every read
+});
+
+Deno.test("SyncTransformStream hands a transformer that overwrites its input a copy of each stream chunk", async () => {
+  const mine = encoder.encode("abc");
+  const out = await Array.fromAsync(
+    ReadableStream.from([mine]).pipeThrough(
+      new SyncTransformStream<Uint8Array, Uint8Array>({
+        input: "overwrite",
+        transform(chunk, emit) {
+          chunk.fill(0x2a);
+          emit(chunk);
+        },
+      }),
+    ),
+  );
+  assert.deepEqual(out, [encoder.encode("***")]);
+  assert.deepEqual(mine, encoder.encode("abc"));
+});
+
+Deno.test("chain() borrows its input only when both stages do, and copies for a stage that overwrites", () => {
+  const borrow = { input: "borrow" as const, transform() {} };
+  const keep = { transform() {} };
+  const overwrite = {
+    input: "overwrite" as const,
+    transform(chunk: Uint8Array, emit: (c: Uint8Array) => void) {
+      chunk.fill(0);
+      emit(chunk);
+    },
+  };
+  assert.equal(chain(borrow, borrow).input, "borrow");
+  assert.equal(chain(overwrite, borrow).input, "overwrite");
+  assert.equal(chain(borrow, keep).input, "keep");
+  assert.equal(chain(keep, borrow).input, "keep");
+  // The first stage emits a constant: the second overwrites a copy of it.
+  const constant = encoder.encode("+OK");
+  const fused = chain<Uint8Array, Uint8Array, Uint8Array>(
+    { input: "borrow", transform: (_chunk, emit) => emit(constant) },
+    overwrite,
+  );
+  const out: Uint8Array[] = [];
+  fused.transform(new Uint8Array(1), (c) => out.push(c));
+  assert.deepEqual(out, [new Uint8Array(3)]);
+  assert.deepEqual(constant, encoder.encode("+OK"));
 });

@@ -378,7 +378,7 @@ Deno.test("the UDP client prints only the server's datagrams, and totals with ve
   assert.equal(stdout, "real\n");
   assert.match(
     stderr,
-    /^Sent 1 datagrams \(3 bytes\), received 2 \(11 bytes\), 0 dropped$/m,
+    /^Sent 1 datagram \(3 bytes\), received 2 \(11 bytes\), 0 dropped$/m,
   );
 });
 
