@@ -216,7 +216,9 @@ async function runTcp(flags: ServerFlags): Promise<number> {
     handler = (connection, context) => {
       const view = tapped(connection, dump.channel(`#${connection.id}`));
       const result = inner(view, context);
-      if (result instanceof TransformStream) {
+      // A service (any { readable, writable } pair) runs over the tapped
+      // view; a handler's promise is its own.
+      if (result !== undefined && "writable" in result) {
         return view.readable.pipeThrough(result).pipeTo(view.writable);
       }
       return result;

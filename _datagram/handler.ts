@@ -7,6 +7,7 @@
  * @module
  */
 
+import { concat } from "../_connection/bytes.ts";
 import { describeType } from "../_defaults.ts";
 import { SyncTransformStream } from "../sync_transform.ts";
 
@@ -135,19 +136,6 @@ export async function answerOf(
     for await (const chunk of answer.readable) chunks.push(chunk);
     await writing;
   }
-  return join(chunks);
-}
-
-/** Joins chunks into one; `undefined` for none. */
-function join(chunks: Uint8Array[]): Uint8Array | undefined {
-  if (chunks.length <= 1) return chunks[0];
-  let length = 0;
-  for (const chunk of chunks) length += chunk.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
+  // One chunk is the answer as it is; several are joined.
+  return chunks.length <= 1 ? chunks[0] : concat(chunks);
 }

@@ -8,8 +8,11 @@ import {
   FrameTooLargeError,
   LengthPrefixDecoderStream,
   lengthPrefixed,
+  LengthPrefixEncoder,
   LineDecoderStream,
+  LineEncoder,
   lines,
+  type SyncEncoder,
   TruncatedFrameError,
 } from "../framing.ts";
 import { Connection } from "../connection.ts";
@@ -403,4 +406,95 @@ Deno.test("framed() rejects the iteration with the network's error when the peer
   messages.close(new Deno.errors.ConnectionReset("reset by the test"));
   await assert.rejects(next, Deno.errors.ConnectionReset);
   peer.close();
+});
+
+Deno.test("encodeInto() writes exactly what transform() emits, refuses what it refuses, and says when it does not fit", () => {
+  const cases: [string, SyncEncoder<Uint8Array | string>][] = [
+    ["lines", new LineEncoder()],
+    ["CRLF lines", new LineEncoder({ newline: "\r\n" })],
+    ["uint32be", new LengthPrefixEncoder()],
+    [
+      "1-byte little-endian, header kept",
+      new LengthPrefixEncoder({ lengthFieldBytes: 1, keepHeader: true }),
+    ],
+  ];
+  const messages: (string | Uint8Array)[] = [
+    "",
+    "+PONG",
+    "héllo wörld ✓ 😀",
+    "a".repeat(64),
+    "b".repeat(65),
+    "x".repeat(300),
+    new Uint8Array([1, 2, 3]),
+    new Uint8Array(200).fill(7),
+  ];
+  for (const [name, encoder] of cases) {
+    for (const message of messages) {
+      const emitted: Uint8Array[] = [];
+      let error: unknown;
+      try {
+        encoder.transform(message, (bytes) => emitted.push(bytes));
+      } catch (e) {
+        error = e;
+      }
+      // Newlines all around: a search past the message would find one.
+      const buffer = new Uint8Array(1024).fill(0x0a);
+      if (error !== undefined) {
+        assert.throws(() => encoder.encodeInto!(message, buffer, 3), {
+          message: (error as Error).message,
+        });
+        continue;
+      }
+      const end = encoder.encodeInto!(message, buffer, 3);
+      assert.deepEqual(
+        buffer.subarray(3, end),
+        concat(emitted),
+        `${name}: ${String(message).slice(0, 10)}`,
+      );
+      assert.equal(buffer[2], 0x0a);
+      // One byte short of room: -1, never a partial frame.
+      const tight = new Uint8Array(3 + concat(emitted).length - 1);
+      assert.equal(encoder.encodeInto!(message, tight, 3), -1, name);
+    }
+  }
+  const lines = new LineEncoder({ maxEncodedLength: 4 });
+  assert.throws(
+    () => lines.encodeInto("12345", new Uint8Array(64), 0),
+    FrameTooLargeError,
+  );
+  assert.throws(() => lines.encodeInto("a\nb", new Uint8Array(64), 0), {
+    name: "TypeError",
+    message:
+      'Cannot encode line as it must not contain "\\n": found at index 1',
+  });
+  assert.throws(
+    () =>
+      new LineEncoder().encodeInto(
+        "x".repeat(80) + "\n",
+        new Uint8Array(200),
+        0,
+      ),
+    {
+      message:
+        'Cannot encode line as it must not contain "\\n": found at index 80',
+    },
+  );
+});
+
+Deno.test("framed().write() sends messages larger than the write buffer whole, in order with small ones", async () => {
+  const [server, client] = connPair();
+  const connection = new Connection(server, { writeBufferSize: 1024 });
+  await using peer = new Connection(client);
+  const messages = framed(connection, lengthPrefixed());
+  const sizes = [10, 5000, 3, 1023, 1024, 70000, 1];
+  const sent = sizes.map((size, i) => new Uint8Array(size).fill(i));
+  const reading = Array.fromAsync(
+    framed(peer, lengthPrefixed()),
+    (m) => m.slice(),
+  );
+  for (const frame of sent) messages.write(frame);
+  await messages.closeWrite();
+  await peer.closeWrite();
+  assert.deepEqual(await reading, sent);
+  messages.close();
 });
