@@ -76,8 +76,44 @@ export type {
 export type { ConnectionReader } from "./_connection/pull_reader.ts";
 
 const MIN_READ = 1024;
-/** The first size of a write segment that messages are encoded into. */
+/** The first size of a write segment that small writes are copied into. */
 const SEGMENT_START = 4096;
+/**
+ * Segment buffers of SEGMENT_START bytes that have been sent, for any
+ * connection's next segment: a buffer lives from a write until its send,
+ * so a few serve every connection, and an idle connection holds none.
+ */
+const spareSegments: Uint8Array[] = [];
+const SPARE_SEGMENTS = 64;
+
+/**
+ * Where owned reads up to a quarter of its size are carved from: one
+ * allocation serves the reads of many connections, each its own window,
+ * rather than one allocation for every read or two (a large ArrayBuffer
+ * costs microseconds to allocate). A window is exclusive to its connection
+ * and is never reused, so every chunk handed out stays valid; the price is
+ * that a chunk kept alive keeps its whole arena alive.
+ */
+let arena: Uint8Array | undefined;
+let arenaUsed = 0;
+const ARENA = 65536;
+
+function takeWindow(size: number): Uint8Array {
+  if (size > ARENA >> 2) return new Uint8Array(size);
+  if (arena === undefined || ARENA - arenaUsed < size) {
+    arena = new Uint8Array(ARENA);
+    arenaUsed = 0;
+  }
+  const window = arena.subarray(arenaUsed, arenaUsed + size);
+  arenaUsed += size;
+  return window;
+}
+
+function takeSegment(size: number): Uint8Array {
+  return size === SEGMENT_START
+    ? spareSegments.pop() ?? new Uint8Array(SEGMENT_START)
+    : new Uint8Array(size);
+}
 /** A free tail shorter than this is not worth a read of its own. */
 const CARVE_MIN = 256;
 const DEFAULT_MAX_READ = 1 << 20;
@@ -201,6 +237,8 @@ export class Connection implements Disposable, AsyncDisposable {
   #readSize = MIN_READ;
   #carve?: Uint8Array;
   #carved = 0;
+  /** What the last owned read brought: the next is likely the same. */
+  #lastRead = 0;
   #loopBuffer?: Uint8Array;
   #pushback?: Uint8Array;
 
@@ -496,7 +534,7 @@ export class Connection implements Disposable, AsyncDisposable {
       segment === this.#inFlight || segment.fixed === true;
     if (fresh) {
       segment = {
-        data: new Uint8Array(Math.min(SEGMENT_START, this.#writeBufferSize)),
+        data: takeSegment(Math.min(SEGMENT_START, this.#writeBufferSize)),
         length: 0,
       };
     }
@@ -738,12 +776,15 @@ export class Connection implements Disposable, AsyncDisposable {
     // recycles, instead of a fresh one of up to 1 MiB) was measured and did
     // not win: reads sized by #adapt stay (see bench/connection_bench.ts).
     let buffer = this.#carve;
+    // A tail shorter than the last read would likely split the next one in
+    // two system calls (and a batch of requests in two batches of replies).
     if (
       buffer === undefined ||
       buffer.length - this.#carved < CARVE_MIN ||
+      buffer.length - this.#carved < this.#lastRead ||
       buffer.length > this.#readSize * 4
     ) {
-      buffer = this.#carve = new Uint8Array(this.#readSize);
+      buffer = this.#carve = takeWindow(this.#readSize);
       this.#carved = 0;
     }
     const start = this.#carved;
@@ -757,6 +798,7 @@ export class Connection implements Disposable, AsyncDisposable {
     this.#bytesRead += n;
     this.#adapt(n, buffer.length - start);
     this.#carved = start + n;
+    this.#lastRead = n;
     return buffer.subarray(start, start + n);
   }
 
@@ -1051,12 +1093,15 @@ export class Connection implements Disposable, AsyncDisposable {
         for (let i = 0; i < chunk.length; i++) data[at + i] = chunk[i]!;
       } else data.set(chunk, at);
       last.length = needed;
+    } else if (owned) {
+      this.#segments.push({ data: chunk, length: chunk.length, fixed: true });
     } else {
-      this.#segments.push(
-        owned
-          ? { data: chunk, length: chunk.length, fixed: true }
-          : { data: chunk.slice(), length: chunk.length },
-      );
+      const data = chunk.length <= SEGMENT_START &&
+          this.#writeBufferSize >= SEGMENT_START
+        ? takeSegment(SEGMENT_START)
+        : new Uint8Array(chunk.length);
+      data.set(chunk);
+      this.#segments.push({ data, length: chunk.length });
     }
     this.#buffered += chunk.length;
     return undefined;
@@ -1097,6 +1142,10 @@ export class Connection implements Disposable, AsyncDisposable {
         );
         this.#inFlight = undefined;
         this.#segments.shift();
+        if (
+          segment.data.length === SEGMENT_START && !segment.fixed &&
+          segment.done === undefined && spareSegments.length < SPARE_SEGMENTS
+        ) spareSegments.push(segment.data);
         if (segment.done) segment.done.resolve();
         else {
           this.#buffered -= segment.length;

@@ -460,16 +460,19 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
 
   /** The next message, from the queue when a read left some there. */
   next(): Promise<IteratorResult<Out | Out[]>> {
-    if (this.#next < this.#queue.length) {
-      if (this.#batch) {
-        this.#next = this.#queue.length;
-        return Promise.resolve({ done: false, value: this.#queue });
-      }
-      return Promise.resolve({ done: false, value: this.#queue[this.#next++] });
+    if (this.#next < this.#queue.length) return Promise.resolve(this.#take());
+    // One read at a time: a second caller waits for the first.
+    if (this.#filling) return this.#filling.then(() => this.next());
+    return this.#filling = this.#fill();
+  }
+
+  /** The next message (or batch) of the queue, which has one. */
+  #take(): IteratorResult<Out | Out[]> {
+    if (this.#batch) {
+      this.#next = this.#queue.length;
+      return { done: false, value: this.#queue };
     }
-    return this.#filling ??= this.#fill().finally(() => {
-      this.#filling = undefined;
-    });
+    return { done: false, value: this.#queue[this.#next++]! };
   }
 
   /** `break` or `return` in a loop: the replies so far leave now. */
@@ -480,35 +483,39 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
 
   /** Reads the socket until a message is decoded, the input ends or fails. */
   async #fill(): Promise<IteratorResult<Out | Out[]>> {
-    if (this.#messages) return this.#nextFromStream();
-    const port = this.#port;
-    while (true) {
-      if (this.#next < this.#queue.length) return this.next();
-      if (this.#failure) throw this.#failure.error;
-      if (this.#ended) return DONE;
-      // Batch mode hands the queue out: a new one for each read.
-      if (this.#batch) this.#queue = [];
-      else this.#queue.length = 0;
-      this.#next = 0;
-      // The replies to the last read's messages leave now, in one write;
-      // while they cannot, reading more would only pile up more replies.
-      port.uncork();
-      const room = port.room();
-      if (room) await room;
-      const chunk = await port.read();
-      port.cork();
-      try {
-        if (chunk === null) {
-          this.#ended = true;
-          port.uncork();
-          this.#decoder!.flush?.(this.#push);
-        } else this.#decoder!.transform(chunk, this.#push);
-      } catch (error) {
-        // Every message decoded before the error is still handed out.
-        this.#failure = { error };
+    try {
+      if (this.#messages) return await this.#nextFromStream();
+      const port = this.#port;
+      while (true) {
+        if (this.#next < this.#queue.length) return this.#take();
+        if (this.#failure) throw this.#failure.error;
+        if (this.#ended) return DONE;
+        // Batch mode hands the queue out: a new one for each read.
+        if (this.#batch) this.#queue = [];
+        else this.#queue.length = 0;
+        this.#next = 0;
+        // The replies to the last read's messages leave now, in one write;
+        // while they cannot, reading more would only pile up more replies.
         port.uncork();
-        if (chunk !== null) port.cancel(error);
+        const room = port.room();
+        if (room) await room;
+        const chunk = await port.read();
+        port.cork();
+        try {
+          if (chunk === null) {
+            this.#ended = true;
+            port.uncork();
+            this.#decoder!.flush?.(this.#push);
+          } else this.#decoder!.transform(chunk, this.#push);
+        } catch (error) {
+          // Every message decoded before the error is still handed out.
+          this.#failure = { error };
+          port.uncork();
+          if (chunk !== null) port.cancel(error);
+        }
       }
+    } finally {
+      this.#filling = undefined;
     }
   }
 

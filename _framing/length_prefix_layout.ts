@@ -353,6 +353,14 @@ export function writeField(
   littleEndian: boolean,
   value: number,
 ): void {
+  if (width === 4 && !littleEndian) {
+    // The common case (uint32be, mongodb's is little-endian), in shifts.
+    bytes[at] = value >>> 24;
+    bytes[at + 1] = (value >>> 16) & 0xff;
+    bytes[at + 2] = (value >>> 8) & 0xff;
+    bytes[at + 3] = value & 0xff;
+    return;
+  }
   let rest = value;
   for (let i = 0; i < width; i++) {
     bytes[littleEndian ? at + i : at + width - 1 - i] = rest % 256;

@@ -1,26 +1,36 @@
 /**
  * A Redis-protocol (RESP2) server with `PING`, `ECHO`, `SET`, `GET`,
- * `COMMAND` and `QUIT`, keeping values in memory, that `redis-cli` talks to.
+ * `COMMAND`, `CONFIG` and `QUIT`, keeping values in memory, that `redis-cli`
+ * and `redis-benchmark` talk to — and a guide to writing a protocol codec of
+ * your own for `framed()`.
  *
- * RESP is line-based: a client sends each command as an array header
- * `*N\r\n`, then each argument as `$len\r\n` and `len` bytes and `\r\n`
- * (or, typed by hand, as one inline line `PING\r\n`). So the server reads
- * CRLF lines with `framed()`; an argument holding "\r\n" arrives as several
- * lines and is joined back by its announced length. Pipelined commands come
- * as batches (`batch: true`): all the lines of one read at once. An inline
- * line over the limit is answered with an error, in order, and the
- * connection goes on (`oversize: "discard"`); a broken array closes it, as
- * Redis does.
+ * A client sends each command as an array: a header `*N\r\n`, then each
+ * argument as `$len\r\n`, `len` bytes and `\r\n` (or, typed by hand, as one
+ * inline line `PING\r\n`). The codec, {@linkcode resp}, has two synchronous
+ * halves, which `framed()` runs without a stream:
  *
- * Replies are not lines (a bulk value may hold newlines), so the codec's
- * encoder writes RESP values: its decoder comes from this module's
- * {@linkcode LineDecoderStream}, its encoder is a small
- * {@linkcode SyncTransformStream}.
+ * - {@linkcode CommandDecoder} finds every whole command in the bytes of one
+ *   read and hands each on as an array of arguments, views of the read's
+ *   bytes (no copy); a command that a read cuts short is kept (copied) until
+ *   the next read completes it.
+ * - {@linkcode ReplyEncoder} writes each reply as RESP bytes straight into
+ *   the connection's write buffer.
+ *
+ * The handler is then one loop, pipelined or not: every command of one read
+ * costs a function call, and the replies to them leave in one write.
+ *
+ * ```ts ignore
+ * for await (const args of messages) await messages.write(execute(args, store));
+ * ```
+ *
+ * A broken command (a bad header, a command over its limit) is answered
+ * with an error and the connection closed, as Redis does.
  *
  * ```sh
  * deno run -N examples/redis_server.ts 6380   # 0 picks a free port
  * redis-cli -p 6380 SET greeting hello
  * redis-cli -p 6380 GET greeting
+ * redis-benchmark -p 6380 -q -t ping_inline,ping_mbulk,set,get -P 16
  * ```
  *
  * @module
@@ -28,249 +38,466 @@
 import {
   type Codec,
   framed,
-  LineDecoderStream,
-  type OversizeOptions,
+  FrameTooLargeError,
+  type SyncEncoder,
+  TruncatedFrameError,
 } from "@x/sock/framing";
-import { SyncTransformStream } from "@x/sock/sync-transform";
+import type { Connection } from "@x/sock/connection";
+import { serve } from "@x/sock/server";
+import {
+  type SyncTransformer,
+  SyncTransformStream,
+} from "@x/sock/sync-transform";
 
-/** A RESP2 reply: simple string, error, integer, bulk (or nil), array. */
-export type Reply =
-  | { simple: string }
-  | { error: string }
-  | number
-  | Uint8Array
-  | null
-  | Reply[];
+const CR = 0x0d;
+const LF = 0x0a;
+const SPACE = 0x20;
+const MINUS = 0x2d;
+const STAR = 0x2a; // "*": an array header
+const DOLLAR = 0x24; // "$": a bulk string header
 
 const encoder = new TextEncoder();
-const CRLF = encoder.encode("\r\n");
 
-/** Writes replies as RESP bytes, one chunk per reply. */
-function writeReply(reply: Reply, out: Uint8Array[]): void {
-  const line = (text: string) => out.push(encoder.encode(`${text}\r\n`));
-  if (reply === null) line("$-1");
-  else if (typeof reply === "number") line(`:${reply}`);
-  else if (reply instanceof Uint8Array) {
-    line(`$${reply.length}`);
-    out.push(reply, CRLF);
-  } else if (Array.isArray(reply)) {
-    line(`*${reply.length}`);
-    for (const item of reply) writeReply(item, out);
-  } else if ("simple" in reply) line(`+${reply.simple}`);
-  else line(`-${reply.error}`);
-}
+// ---------------------------------------------------------------------------
+// Replies
 
-/** The RESP codec's encoder: replies in, bytes out. */
-class ReplyEncoderStream extends SyncTransformStream<Reply, Uint8Array> {
-  constructor() {
-    super({
-      transform(reply, emit) {
-        const out: Uint8Array[] = [];
-        writeReply(reply, out);
-        const bytes = new Uint8Array(out.reduce((n, p) => n + p.length, 0));
-        let offset = 0;
-        for (const part of out) {
-          bytes.set(part, offset);
-          offset += part.length;
-        }
-        emit(bytes);
-      },
-    });
+/** A one-line reply, `+OK` or `-ERR ...`, encoded once: make it once. */
+export class Status {
+  /** The line with its "\r\n". */
+  readonly bytes: Uint8Array;
+
+  /**
+   * @param line The reply without its "\r\n": "+" and a status, or "-" and
+   * an error.
+   */
+  constructor(readonly line: string) {
+    this.bytes = encoder.encode(`${line}\r\n`);
   }
 }
 
-/** Options for {@linkcode serveRedis}. */
-export interface RedisOptions {
-  /** The keys and values, shared by all connections. */
-  store: Map<string, Uint8Array>;
+/**
+ * A RESP2 reply: a status or error line, an integer, a bulk string, nil
+ * (`null`), or an array of replies.
+ */
+export type Reply = Status | number | Uint8Array | null | Reply[];
+
+const OK = new Status("+OK");
+const PONG = new Status("+PONG");
+const NIL = encoder.encode("$-1\r\n");
+const CRLF = encoder.encode("\r\n");
+
+/** "$5\r\n" and "*2\r\n" for small lengths, encoded once. */
+const headers = { [DOLLAR]: [] as Uint8Array[], [STAR]: [] as Uint8Array[] };
+function header(type: typeof DOLLAR | typeof STAR, length: number) {
+  const text = () =>
+    encoder.encode(`${String.fromCharCode(type)}${length}\r\n`);
+  return length < 1024 ? headers[type][length] ??= text() : text();
+}
+
+/** Copies `bytes` into `buffer` at `p`: the offset after, or -1 if full. */
+function put(bytes: Uint8Array, buffer: Uint8Array, p: number): number {
+  if (p < 0 || p + bytes.length > buffer.length) return -1;
+  // A few bytes are copied faster by hand than by a call to set().
+  if (bytes.length <= 16) {
+    for (let i = 0; i < bytes.length; i++) buffer[p + i] = bytes[i]!;
+  } else buffer.set(bytes, p);
+  return p + bytes.length;
+}
+
+/**
+ * The codec's encoder: replies in, RESP bytes out. `framed()` calls
+ * `encodeInto()`, which writes a reply straight into the connection's write
+ * buffer; `transform()` (for the stream) emits the constant parts and the
+ * value itself, never a copy.
+ */
+export class ReplyEncoder implements SyncEncoder<Reply> {
+  encodeInto(reply: Reply, buffer: Uint8Array, offset: number): number {
+    if (reply instanceof Status) return put(reply.bytes, buffer, offset);
+    if (reply === null) return put(NIL, buffer, offset);
+    if (reply instanceof Uint8Array) {
+      const p = put(header(DOLLAR, reply.length), buffer, offset);
+      return put(CRLF, buffer, put(reply, buffer, p));
+    }
+    if (typeof reply === "number") {
+      return put(encoder.encode(`:${reply}\r\n`), buffer, offset);
+    }
+    let p = put(header(STAR, reply.length), buffer, offset);
+    for (const item of reply) p = p < 0 ? p : this.encodeInto(item, buffer, p);
+    return p;
+  }
+
+  transform(reply: Reply, emit: (bytes: Uint8Array) => void): void {
+    if (reply instanceof Uint8Array) {
+      emit(header(DOLLAR, reply.length));
+      emit(reply);
+      emit(CRLF);
+    } else if (reply instanceof Status) emit(reply.bytes);
+    else if (reply === null) emit(NIL);
+    else if (typeof reply === "number") emit(encoder.encode(`:${reply}\r\n`));
+    else {
+      emit(header(STAR, reply.length));
+      for (const item of reply) this.transform(item, emit);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Commands
+
+/** Options for {@linkcode resp}. */
+export interface RespOptions {
   /**
-   * The longest line (an inline command, or one line of a value), not
-   * counting its "\r\n".
+   * The most bytes one command may take, headers included: bounds what a
+   * connection buffers for a command that arrives in pieces.
    *
    * @default {1048576}
    */
-  maxLineLength?: number;
+  maxCommandLength?: number;
 }
 
-/** CRLF lines with their endings kept (to count a value's bytes) in, replies out. */
-function respCodec(maxLineLength: number): Codec<Reply> {
+/**
+ * The codec's decoder: bytes in, whole commands out, each an array of its
+ * arguments.
+ *
+ * It parses each read in place. The arguments it emits are views of the
+ * read's bytes (`framed()` hands them out before the next read, and the
+ * `SyncTransformer` contract says they are used up by then); only a command
+ * cut short at the end of a read is copied, into `#rest`, and parsed again
+ * once enough bytes have come.
+ *
+ * @throws {SyntaxError} A header that is not a number, an argument without
+ * its `$`, a bulk string without its "\r\n".
+ * @throws {FrameTooLargeError} A command over `maxCommandLength`.
+ * @throws {TruncatedFrameError} From `flush()`: the input ended inside a
+ * command.
+ */
+export class CommandDecoder
+  implements SyncTransformer<Uint8Array, Uint8Array[]> {
+  readonly #max: number;
+  /** A command cut short by the end of a read, with room to grow. */
+  #rest = new Uint8Array(0);
+  #restLength = 0;
+  /** Bytes the cut command needs (at least) before it is worth parsing. */
+  #need = 0;
+  /** The number the last header line held. */
+  #number = 0;
+
+  constructor(options: RespOptions = {}) {
+    const { maxCommandLength = 1048576 } = options;
+    if (!Number.isSafeInteger(maxCommandLength) || maxCommandLength < 1) {
+      throw new RangeError(
+        `Cannot create RESP decoder as maxCommandLength must be a positive integer: current value is ${maxCommandLength}`,
+      );
+    }
+    this.#max = maxCommandLength;
+  }
+
+  transform(chunk: Uint8Array, emit: (args: Uint8Array[]) => void): void {
+    let bytes = chunk;
+    if (this.#restLength > 0) {
+      this.#append(chunk);
+      if (this.#restLength < this.#need) return;
+      bytes = this.#rest.subarray(0, this.#restLength);
+      this.#restLength = 0;
+    }
+    let at = 0;
+    while (at < bytes.length) {
+      const end = bytes[at] === STAR
+        ? this.#array(bytes, at, emit)
+        : this.#inline(bytes, at, emit);
+      if (end < 0) {
+        // Cut short: keep a copy, in a new buffer, as the commands emitted
+        // above may be views of the old one.
+        const rest = bytes.subarray(at);
+        this.#rest = new Uint8Array(Math.max(rest.length * 2, 256));
+        this.#rest.set(rest);
+        this.#restLength = rest.length;
+        return;
+      }
+      at = end;
+    }
+  }
+
+  flush(): void {
+    if (this.#restLength > 0) {
+      throw new TruncatedFrameError(this.#restLength, this.#need);
+    }
+  }
+
+  #append(chunk: Uint8Array): void {
+    const length = this.#restLength + chunk.length;
+    if (length > this.#rest.length) {
+      const grown = new Uint8Array(Math.max(length, this.#rest.length * 2));
+      grown.set(this.#rest.subarray(0, this.#restLength));
+      this.#rest = grown;
+    }
+    this.#rest.set(chunk, this.#restLength);
+    this.#restLength = length;
+  }
+
+  /**
+   * An array command at `at`: `*N\r\n`, then N times `$len\r\n`, the bytes
+   * and "\r\n". Returns where it ends, or -1 when it is not all there.
+   */
+  #array(bytes: Uint8Array, at: number, emit: (args: Uint8Array[]) => void) {
+    let p = this.#header(bytes, at + 1, "array length");
+    if (p < 0) return this.#cut(at, bytes.length - at + 1);
+    const count = this.#number;
+    // "*0" and "*-1" hold no command: skipped, as Redis does.
+    if (count <= 0) return p;
+    // Each argument takes 6 bytes at least ("$0\r\n\r\n").
+    this.#check(at, p + 6 * count);
+    const args: Uint8Array[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      if (p >= bytes.length) return this.#cut(at, p - at + 1);
+      if (bytes[p] !== DOLLAR) {
+        throw new SyntaxError(
+          `Cannot decode RESP command as argument ${
+            i + 1
+          } must start with '$': current byte is '${
+            String.fromCharCode(bytes[p]!)
+          }'`,
+        );
+      }
+      const start = this.#header(bytes, p + 1, "bulk length");
+      if (start < 0) return this.#cut(at, bytes.length - at + 1);
+      const end = start + this.#number;
+      this.#check(at, end + 2);
+      if (end + 2 > bytes.length) return this.#cut(at, end + 2 - at);
+      if (bytes[end] !== CR || bytes[end + 1] !== LF) {
+        throw new SyntaxError(
+          `Cannot decode RESP command as argument ${
+            i + 1
+          } must end with "\\r\\n" after its ${this.#number} bytes: current bytes are ${
+            bytes[end]
+          } ${bytes[end + 1]}`,
+        );
+      }
+      args[i] = bytes.subarray(start, end);
+      p = end + 2;
+    }
+    emit(args);
+    return p;
+  }
+
+  /**
+   * An inline command at `at`: words up to "\n" (or "\r\n"). Returns where
+   * it ends, or -1 when it is not all there.
+   */
+  #inline(bytes: Uint8Array, at: number, emit: (args: Uint8Array[]) => void) {
+    const lf = bytes.indexOf(LF, at);
+    if (lf < 0) return this.#cut(at, bytes.length - at + 1);
+    this.#check(at, lf + 1);
+    const end = lf > at && bytes[lf - 1] === CR ? lf - 1 : lf;
+    const args: Uint8Array[] = [];
+    for (let p = at; p < end;) {
+      while (p < end && bytes[p] === SPACE) p++;
+      const start = p;
+      while (p < end && bytes[p] !== SPACE) p++;
+      if (p > start) args.push(bytes.subarray(start, p));
+    }
+    // An empty line is no command: skipped, as Redis does.
+    if (args.length > 0) emit(args);
+    return lf + 1;
+  }
+
+  /**
+   * The decimal number and "\r\n" of a header line at `p` (after its "*" or
+   * "$"), into `#number`. Returns where the line ends, or -1 when it is not
+   * all there.
+   */
+  #header(bytes: Uint8Array, p: number, what: string): number {
+    const start = p;
+    // An array length may be -1 (a null array); a bulk length may not.
+    if (bytes[p] === MINUS && what === "array length") p++;
+    let n = 0;
+    for (; p < bytes.length && bytes[p] !== CR; p++) {
+      const digit = bytes[p]! - 0x30;
+      if (digit < 0 || digit > 9 || p - start > 15) {
+        throw this.#badHeader(bytes, start, p + 1, what);
+      }
+      n = n * 10 + digit;
+    }
+    if (p + 1 >= bytes.length) return -1;
+    const digits = p - start - (bytes[start] === MINUS ? 1 : 0);
+    if (bytes[p + 1] !== LF || digits === 0) {
+      throw this.#badHeader(bytes, start, p + 2, what);
+    }
+    this.#number = bytes[start] === MINUS ? -n : n;
+    return p + 2;
+  }
+
+  #badHeader(bytes: Uint8Array, start: number, end: number, what: string) {
+    const text = JSON.stringify(
+      String.fromCharCode(...bytes.subarray(start, Math.min(end, start + 20))),
+    );
+    return new SyntaxError(
+      `Cannot decode RESP command as its ${what} must be a decimal number and "\\r\\n": current text is ${text}`,
+    );
+  }
+
+  /** Throws when a command from `at` would run past `end` over the limit. */
+  #check(at: number, end: number): void {
+    if (end - at > this.#max) {
+      throw new FrameTooLargeError(
+        `Cannot decode RESP command as it must be at most ${this.#max} bytes: current length is at least ${
+          end - at
+        } bytes`,
+        end - at,
+        this.#max,
+      );
+    }
+  }
+
+  /** A command cut short at `at`, which needs `need` bytes at least. */
+  #cut(at: number, need: number): -1 {
+    this.#check(at, at + need);
+    this.#need = need;
+    return -1;
+  }
+}
+
+/**
+ * The RESP codec for `framed()`: commands (arrays of arguments) in, replies
+ * out. It has synchronous cores (`syncDecoder`, `syncEncoder`), so
+ * `framed()` runs it on its fast path; its streams are the same cores in a
+ * `SyncTransformStream`, for `pipeThrough()`.
+ *
+ * @param options The limit on a command.
+ * @returns The codec.
+ */
+export function resp(options: RespOptions = {}): Codec<Reply, Uint8Array[]> {
+  new CommandDecoder(options); // checks the options now
   return {
-    decoder: (overrides?: OversizeOptions) =>
-      new LineDecoderStream({
-        maxLineLength,
-        keepDelimiter: true,
-        ...overrides,
-      }),
-    encoder: () => new ReplyEncoderStream(),
+    syncDecoder: () => new CommandDecoder(options),
+    syncEncoder: () => new ReplyEncoder(),
+    decoder: () => new SyncTransformStream(new CommandDecoder(options)),
+    encoder: () => new SyncTransformStream(new ReplyEncoder()),
   };
 }
 
-const decoder = new TextDecoder();
-const name = (bytes: Uint8Array) => decoder.decode(bytes).toUpperCase();
-const key = (bytes: Uint8Array) => String.fromCharCode(...bytes);
+// ---------------------------------------------------------------------------
+// The server
 
-/** Runs one command. */
+/**
+ * A command's name as a number, so that matching it makes no string: five
+ * bits a letter, either case; -1 for a name no command of ours has.
+ */
+function commandCode(name: Uint8Array): number {
+  if (name.length > 10) return -1;
+  let code = 0;
+  for (let i = 0; i < name.length; i++) {
+    const letter = (name[i]! | 0x20) - 0x60; // "a" or "A" is 1
+    if (letter < 1 || letter > 26) return -1;
+    code = code * 32 + letter;
+  }
+  return code;
+}
+
+const Command = Object.fromEntries(
+  ["PING", "ECHO", "SET", "GET", "COMMAND", "CONFIG", "QUIT"].map((name) => [
+    name,
+    commandCode(encoder.encode(name)),
+  ]),
+);
+
+/** A key as a string of one character per byte: any bytes, a distinct key. */
+function keyOf(bytes: Uint8Array): string {
+  let key = "";
+  for (let i = 0; i < bytes.length; i += 4096) {
+    const part = bytes.length <= 4096 ? bytes : bytes.subarray(i, i + 4096);
+    key += String.fromCharCode.apply(null, part as unknown as number[]);
+  }
+  return key;
+}
+
+function wrongArity(name: string): Status {
+  return new Status(`-ERR wrong number of arguments for '${name}' command`);
+}
+
+/**
+ * Runs one command against `store`.
+ *
+ * @param args The command's name and arguments (views the caller may
+ * reuse: a value kept in the store is copied).
+ * @param store The keys and values.
+ * @returns The reply.
+ */
 export function execute(
   args: Uint8Array[],
   store: Map<string, Uint8Array>,
 ): Reply {
-  const command = name(args[0]!);
-  const arity = (n: number) =>
-    args.length === n ? undefined : {
-      error:
-        `ERR wrong number of arguments for '${command.toLowerCase()}' command`,
-    };
-  switch (command) {
-    case "PING":
-      if (args.length > 2) return arity(2)!;
-      return args.length === 2 ? args[1]! : { simple: "PONG" };
-    case "ECHO":
-      return arity(2) ?? args[1]!;
-    case "SET":
-      // Copy: the argument may be a view of the connection's read buffer.
-      if (args.length !== 3) return arity(3)!;
-      store.set(key(args[1]!), args[2]!.slice());
-      return { simple: "OK" };
-    case "GET":
-      return arity(2) ?? store.get(key(args[1]!)) ?? null;
-    case "COMMAND":
-      return []; // redis-cli asks for command docs; it copes with none
-    case "QUIT":
-      return { simple: "OK" };
+  switch (commandCode(args[0]!)) {
+    case Command.PING:
+      if (args.length > 2) return wrongArity("ping");
+      return args.length === 2 ? args[1]! : PONG;
+    case Command.ECHO:
+      return args.length === 2 ? args[1]! : wrongArity("echo");
+    case Command.SET:
+      if (args.length !== 3) return wrongArity("set");
+      store.set(keyOf(args[1]!), args[2]!.slice());
+      return OK;
+    case Command.GET:
+      if (args.length !== 2) return wrongArity("get");
+      return store.get(keyOf(args[1]!)) ?? null;
+    case Command.COMMAND: // redis-cli asks for the command docs: none here
+      return [];
+    case Command.CONFIG: // redis-benchmark asks for settings: each one empty
+      if (args.length !== 3 || commandCode(args[1]!) !== Command.GET) {
+        return wrongArity("config");
+      }
+      return [args[2]!, new Uint8Array(0)];
+    case Command.QUIT:
+      return OK;
     default:
-      return { error: `ERR unknown command '${decoder.decode(args[0]!)}'` };
+      return new Status(
+        `-ERR unknown command '${new TextDecoder().decode(args[0]!)}'`,
+      );
   }
 }
 
 /**
- * Reassembles commands from CRLF lines (which keep their endings): array
- * commands (`*N`, then `$len` and the bytes for each argument) and inline
- * ones.
- */
-class CommandParser {
-  #args: Uint8Array[] = [];
-  #left = 0; // arguments still to come in the current array
-  #want = -1; // bytes (with the final CRLF) of the argument being read
-  #parts: Uint8Array[] = [];
-  #have = 0;
-
-  /** Whether a command is partly read: a bad line then breaks the stream. */
-  get busy(): boolean {
-    return this.#left > 0;
-  }
-
-  /** The command this line completes, if any; a SyntaxError on bad input. */
-  push(line: Uint8Array): Uint8Array[] | undefined {
-    if (this.#want >= 0) return this.#value(line);
-    const text = decoder.decode(line).replace(/\r?\n$/, "");
-    if (this.#left > 0) {
-      const length = /^\$(\d+)$/.exec(text);
-      if (!length) {
-        throw new SyntaxError(
-          `Protocol error: expected '$', got '${text.slice(0, 1)}'`,
-        );
-      }
-      this.#want = Number(length[1]) + 2;
-      return undefined;
-    }
-    if (text.startsWith("*")) {
-      const count = /^\*(-?\d+)$/.exec(text);
-      if (!count) {
-        throw new SyntaxError("Protocol error: invalid multibulk length");
-      }
-      this.#left = Math.max(0, Number(count[1]));
-      this.#args = [];
-      return undefined;
-    }
-    const words = text.split(" ").filter(Boolean);
-    return words.length > 0 ? words.map((w) => encoder.encode(w)) : undefined;
-  }
-
-  #value(line: Uint8Array): Uint8Array[] | undefined {
-    this.#parts.push(line.slice());
-    this.#have += line.length;
-    if (this.#have < this.#want) return undefined;
-    const value = new Uint8Array(this.#have);
-    let offset = 0;
-    for (const part of this.#parts) {
-      value.set(part, offset);
-      offset += part.length;
-    }
-    const want = this.#want;
-    this.#parts = [];
-    this.#have = 0;
-    this.#want = -1;
-    if (
-      value.length !== want || value[want - 2] !== 0x0d ||
-      value[want - 1] !== 0x0a
-    ) {
-      throw new SyntaxError("Protocol error: bulk length does not match");
-    }
-    this.#args.push(value.subarray(0, want - 2));
-    if (--this.#left > 0) return undefined;
-    return this.#args;
-  }
-}
-
-/**
- * Serves one connection: reads commands, pipelined or not, and answers each
- * in order, until the peer's FIN, `QUIT` or a protocol error.
+ * Serves one connection: answers its commands in order, pipelined or not,
+ * until the peer's FIN, `QUIT` or a broken command.
+ *
+ * @param connection The client, as `serve()` hands it over (or a bare
+ * `Deno.Conn`).
+ * @param store The keys and values, shared by all connections.
+ * @param options The limit on a command.
  */
 export async function serveRedis(
-  conn: Deno.Conn,
-  options: RedisOptions,
+  connection: Connection | Deno.Conn,
+  store: Map<string, Uint8Array>,
+  options?: RespOptions,
 ): Promise<void> {
-  const { store, maxLineLength = 1048576 } = options;
-  const TOO_LONG = new Uint8Array(0); // stands in for a dropped line
-  const { readable, writable } = framed(conn, respCodec(maxLineLength), {
-    batch: true,
-    oversize: "discard",
-    onOversize: () => TOO_LONG,
-  });
-  const writer = writable.getWriter();
-  const parser = new CommandParser();
-  const send = (reply: Reply) => writer.write(reply).catch(() => {});
+  const messages = framed(connection, resp(options));
   try {
-    reading: for await (const batch of readable) {
-      for (const line of batch) {
-        let command: Uint8Array[] | undefined;
-        try {
-          if (line === TOO_LONG) {
-            if (!parser.busy) {
-              send({
-                error: `ERR Protocol error: line over ${maxLineLength} bytes`,
-              });
-              continue;
-            }
-            throw new SyntaxError(
-              `Protocol error: line over ${maxLineLength} bytes`,
-            );
-          }
-          command = parser.push(line);
-        } catch (error) {
-          send({ error: `ERR ${(error as Error).message}` });
-          break reading;
-        }
-        if (command === undefined) continue;
-        send(execute(command, store));
-        if (name(command[0]!) === "QUIT") break reading;
-      }
-      // Answers for a whole batch are queued; wait here for backpressure.
-      await writer.ready;
+    for await (const args of messages) {
+      // Resolves at once while the write buffer has room; the replies to
+      // one read's commands leave together when the loop asks for more.
+      await messages.write(execute(args, store));
+      if (commandCode(args[0]!) === Command.QUIT) break;
     }
-  } finally {
-    await writer.close().catch(() => {});
+  } catch (error) {
+    // Every command before the broken one has been answered: say what
+    // broke, as Redis does, and hang up.
+    if (
+      !(error instanceof SyntaxError || error instanceof FrameTooLargeError ||
+        error instanceof TruncatedFrameError)
+    ) throw error;
+    await messages.write(new Status(`-ERR Protocol error: ${error.message}`));
   }
+  await messages.closeWrite();
+  // After QUIT the input is left unread: hang up, as Redis does.
+  messages.close();
 }
 
 if (import.meta.main) {
-  const port = Number(Deno.args[0] ?? 6380);
   const store = new Map<string, Uint8Array>();
-  using listener = Deno.listen({ hostname: "127.0.0.1", port });
-  console.log(`Redis protocol on 127.0.0.1:${listener.addr.port}`);
-  for await (const conn of listener) {
-    serveRedis(conn, { store }).catch((error) =>
-      console.error(`redis: ${error.message}`)
-    );
-  }
+  serve({
+    hostname: "127.0.0.1",
+    port: Number(Deno.args[0] ?? 6380),
+    onListen: (addr) =>
+      console.log(`Redis protocol on 127.0.0.1:${(addr as Deno.NetAddr).port}`),
+  }, (connection) => serveRedis(connection, store));
 }

@@ -5,11 +5,26 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { framed, lengthPrefixed } from "../framing.ts";
+import {
+  framed,
+  FrameTooLargeError,
+  lengthPrefixed,
+  TruncatedFrameError,
+} from "../framing.ts";
 import { Connection } from "../connection.ts";
 import { answer } from "../examples/dns_tcp_server.ts";
-import { execute, serveRedis } from "../examples/redis_server.ts";
-import { installed } from "./_util.ts";
+import {
+  CommandDecoder,
+  execute,
+  type Reply,
+  ReplyEncoder,
+  resp as respCodec,
+  type RespOptions,
+  serveRedis,
+  Status,
+} from "../examples/redis_server.ts";
+import { chunkings } from "../testing.ts";
+import { concat, installed } from "./_util.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const encoder = new TextEncoder();
@@ -19,6 +34,11 @@ const FILE = "framing_examples_test";
 const hasDig = installed("dig", { args: ["-v"], apt: "dnsutils", file: FILE });
 const hasRedisCli = installed("redis-cli", {
   args: ["-v"],
+  apt: "redis-tools",
+  file: FILE,
+});
+const hasRedisBenchmark = installed("redis-benchmark", {
+  args: ["--version"],
   apt: "redis-tools",
   file: FILE,
 });
@@ -192,13 +212,14 @@ Deno.test({
   },
 });
 
-/** Serves one connection with serveRedis(), on loopback. */
-function redisServer(maxLineLength?: number) {
+/** Serves connections with serveRedis(), on loopback, until disposed of. */
+function redisServer(maxCommandLength?: number) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const store = new Map<string, Uint8Array>();
-  const served = (async () => {
+  const served: Promise<void>[] = [];
+  const accepting = (async () => {
     for await (const conn of listener) {
-      await serveRedis(conn, { store, maxLineLength });
+      served.push(serveRedis(conn, store, { maxCommandLength }));
     }
   })();
   return {
@@ -206,7 +227,8 @@ function redisServer(maxLineLength?: number) {
     store,
     async [Symbol.asyncDispose]() {
       listener.close();
-      await served;
+      await accepting;
+      await Promise.all(served);
     },
   };
 }
@@ -231,6 +253,187 @@ const resp = (...args: string[]) =>
   `*${args.length}\r\n` +
   args.map((a) => `$${encoder.encode(a).length}\r\n${a}\r\n`).join("");
 
+/**
+ * Runs the RESP decoder over `chunks`, as framed() does (one transform per
+ * chunk, then flush), copying each command's arguments as it comes, since
+ * they are views valid until the next call; the error, if any, last.
+ */
+function decodeCommands(
+  chunks: readonly Uint8Array[],
+  options?: RespOptions,
+): (string[] | Error)[] {
+  const decoder = new CommandDecoder(options);
+  const out: (string[] | Error)[] = [];
+  const emit = (args: Uint8Array[]) =>
+    out.push(args.map((arg) => decoder_.decode(arg)));
+  try {
+    for (const chunk of chunks) decoder.transform(chunk.slice(), emit);
+    decoder.flush();
+  } catch (error) {
+    out.push(error as Error);
+  }
+  return out;
+}
+const decoder_ = new TextDecoder("latin1");
+
+/** A pipelined stream of commands of every kind, and what they decode to. */
+const PIPELINE: [string, string[] | null][] = [
+  [resp("PING"), ["PING"]],
+  [resp("SET", "k", "a\r\nb\nc\r"), ["SET", "k", "a\r\nb\nc\r"]],
+  ["PING\r\n", ["PING"]],
+  ["  ECHO   spaced  out \n", ["ECHO", "spaced", "out"]],
+  ["\r\n", null], // an empty line: no command
+  ["*0\r\n", null], // an empty array: no command
+  ["*-1\r\n", null], // a null array: no command
+  [resp("SET", "", ""), ["SET", "", ""]],
+  [resp("ECHO", "x".repeat(300)), ["ECHO", "x".repeat(300)]],
+  [resp("GET", "k"), ["GET", "k"]],
+];
+const PIPELINE_BYTES = PIPELINE.map(([text]) => text).join("");
+const PIPELINE_COMMANDS = PIPELINE.flatMap(([, args]) => args ? [args] : []);
+
+Deno.test("examples/redis_server.ts CommandDecoder decodes a pipelined stream the same under every chunking", () => {
+  for (const { name, chunks } of chunkings(PIPELINE_BYTES, { splits: 20 })) {
+    assert.deepEqual(decodeCommands(chunks), PIPELINE_COMMANDS, name);
+  }
+});
+
+Deno.test("examples/redis_server.ts resp() decoder stream gives the same commands as the sync decoder", async () => {
+  for (const { name, stream } of chunkings(PIPELINE_BYTES)) {
+    const commands = await Array.fromAsync(
+      stream().pipeThrough(respCodec().decoder()),
+      (args) => args.map((arg) => decoder_.decode(arg)),
+    );
+    assert.deepEqual(commands, PIPELINE_COMMANDS, name);
+  }
+});
+
+Deno.test("examples/redis_server.ts CommandDecoder hands out every command before a broken one, then a SyntaxError", () => {
+  const cases: [string, string][] = [
+    [
+      "*2\r\n$3\r\nGET\r\n:1\r\n",
+      "Cannot decode RESP command as argument 2 must start with '$': current byte is ':'",
+    ],
+    [
+      "*1\r\n$4\r\nPINGPONG\r\n",
+      'Cannot decode RESP command as argument 1 must end with "\\r\\n" after its 4 bytes: current bytes are 80 79',
+    ],
+    [
+      "*x\r\n",
+      'Cannot decode RESP command as its array length must be a decimal number and "\\r\\n": current text is "x"',
+    ],
+    [
+      "*1\r\n$-1\r\n",
+      'Cannot decode RESP command as its bulk length must be a decimal number and "\\r\\n": current text is "-"',
+    ],
+    [
+      "*1\r\n$\r\n",
+      'Cannot decode RESP command as its bulk length must be a decimal number and "\\r\\n": current text is "\\r\\n"',
+    ],
+  ];
+  for (const [broken, message] of cases) {
+    const bytes = resp("PING") + resp("ECHO", "a") + broken + resp("PING");
+    for (const { name, chunks } of chunkings(bytes)) {
+      const out = decodeCommands(chunks);
+      assert.deepEqual(out.slice(0, 2), [["PING"], ["ECHO", "a"]], name);
+      assert.equal(out.length, 3, name);
+      assert.ok(out[2] instanceof SyntaxError, `${name}: ${out[2]}`);
+      assert.equal(out[2].message, message, name);
+    }
+  }
+});
+
+Deno.test("examples/redis_server.ts CommandDecoder rejects a command over maxCommandLength however it is cut", () => {
+  const limit = 64;
+  const cases = [
+    resp("ECHO", "x".repeat(100)), // a bulk string over the limit
+    "x".repeat(100) + "\r\n", // an inline line over the limit
+    `*${limit}\r\n`, // more arguments than the limit can hold
+    "*" + "1".repeat(200), // a header that never ends
+  ];
+  for (const big of cases) {
+    const bytes = resp("PING") + big + resp("PING");
+    for (const { name, chunks } of chunkings(bytes)) {
+      const out = decodeCommands(chunks, { maxCommandLength: limit });
+      assert.deepEqual(out[0], ["PING"], name);
+      assert.equal(out.length, 2, `${name}: ${JSON.stringify(out)}`);
+      const error = out[1];
+      assert.ok(
+        error instanceof FrameTooLargeError || error instanceof SyntaxError,
+        `${name}: ${error}`,
+      );
+      if (error instanceof FrameTooLargeError) {
+        assert.equal(error.limit, limit);
+        assert.ok(error.length > limit, name);
+        assert.match(
+          error.message,
+          /^Cannot decode RESP command as it must be at most 64 bytes: current length is at least \d+ bytes$/,
+        );
+      }
+    }
+  }
+  // Exactly at the limit is fine.
+  const exact = resp("ECHO", "x".repeat(43));
+  assert.equal(exact.length, 64);
+  assert.deepEqual(
+    decodeCommands([encoder.encode(exact)], { maxCommandLength: 64 }).length,
+    1,
+  );
+  assert.throws(() => new CommandDecoder({ maxCommandLength: 0 }), {
+    name: "RangeError",
+    message:
+      "Cannot create RESP decoder as maxCommandLength must be a positive integer: current value is 0",
+  });
+});
+
+Deno.test("examples/redis_server.ts CommandDecoder reports a command cut short by the end of input", () => {
+  const bytes = resp("PING") + resp("SET", "k", "value").slice(0, -3);
+  for (const { name, chunks } of chunkings(bytes)) {
+    const out = decodeCommands(chunks);
+    assert.deepEqual(out[0], ["PING"], name);
+    const error = out[1];
+    assert.ok(error instanceof TruncatedFrameError, `${name}: ${error}`);
+    assert.equal(error.received, resp("SET", "k", "value").length - 3, name);
+  }
+});
+
+Deno.test("examples/redis_server.ts ReplyEncoder writes the same bytes in place as through transform()", () => {
+  const replies: Reply[] = [
+    new Status("+OK"),
+    null,
+    42,
+    encoder.encode("a\r\nb"),
+    [encoder.encode("x"), [null, 7], new Status("-ERR no")],
+    [],
+  ];
+  const want = "+OK\r\n$-1\r\n:42\r\n$4\r\na\r\nb\r\n" +
+    "*3\r\n$1\r\nx\r\n*2\r\n$-1\r\n:7\r\n-ERR no\r\n*0\r\n";
+  const replyEncoder = new ReplyEncoder();
+  const parts: Uint8Array[] = [];
+  for (const reply of replies) {
+    replyEncoder.transform(reply, (bytes) => parts.push(bytes.slice()));
+  }
+  assert.equal(decoder.decode(concat(parts)), want);
+  const buffer = new Uint8Array(want.length);
+  let offset = 0;
+  for (const reply of replies) {
+    offset = replyEncoder.encodeInto(reply, buffer, offset);
+  }
+  assert.equal(offset, want.length);
+  assert.equal(decoder.decode(buffer), want);
+  // A reply that does not fit says so, whichever part overflows.
+  for (let size = 0; size < 12; size++) {
+    assert.equal(
+      replyEncoder.encodeInto(
+        [encoder.encode("abc"), null],
+        new Uint8Array(size),
+        0,
+      ),
+      -1,
+    );
+  }
+});
+
 Deno.test("examples/redis_server.ts answers pipelined RESP commands, values with CRLF inside", async () => {
   await using server = redisServer();
   const answer = await ask(
@@ -238,39 +441,53 @@ Deno.test("examples/redis_server.ts answers pipelined RESP commands, values with
     resp("PING") + resp("SET", "k", "a\r\nb\nc\r") + resp("GET", "k") +
       resp("GET", "missing") + resp("ECHO", "héllo") + "PING\r\n" +
       resp("NOPE", "x") + resp("GET") + resp("SET", "empty", "") +
-      resp("GET", "empty") + "PING inline\n",
+      resp("GET", "empty") + "PING inline\n" + "\r\n" +
+      resp("config", "get", "save"),
   );
   assert.equal(
     answer,
     "+PONG\r\n+OK\r\n$7\r\na\r\nb\nc\r\r\n$-1\r\n$6\r\nhéllo\r\n+PONG\r\n" +
       "-ERR unknown command 'NOPE'\r\n" +
       "-ERR wrong number of arguments for 'get' command\r\n" +
-      "+OK\r\n$0\r\n\r\n$6\r\ninline\r\n",
+      "+OK\r\n$0\r\n\r\n$6\r\ninline\r\n*2\r\n$4\r\nsave\r\n$0\r\n\r\n",
   );
   assert.deepEqual(server.store.get("k"), encoder.encode("a\r\nb\nc\r"));
 });
 
-Deno.test("examples/redis_server.ts answers a too-long line in order and goes on; a broken array ends the connection", async () => {
+Deno.test("examples/redis_server.ts answers the commands before a broken one, then the error, and hangs up", async () => {
   await using server = redisServer(64);
-  assert.equal(
+  assert.match(
     await ask(
       server.port,
       resp("ECHO", "a") + "x".repeat(1000) + "\r\n" + resp("ECHO", "b"),
     ),
-    "$1\r\na\r\n-ERR Protocol error: line over 64 bytes\r\n$1\r\nb\r\n",
+    /^\$1\r\na\r\n-ERR Protocol error: Cannot decode RESP command as it must be at most 64 bytes: current length is at least \d+ bytes\r\n$/,
   );
   assert.equal(
     await ask(
       server.port,
       resp("PING") + "*2\r\n$3\r\nGET\r\n:1\r\n" + resp("PING"),
     ),
-    "+PONG\r\n-ERR Protocol error: expected '$', got ':'\r\n",
+    "+PONG\r\n-ERR Protocol error: Cannot decode RESP command as argument 2 must start with '$': current byte is ':'\r\n",
   );
   assert.equal(
-    await ask(server.port, "*1\r\n$4\r\nPINGPONG\r\n" + resp("PING")),
-    "-ERR Protocol error: bulk length does not match\r\n",
+    await ask(server.port, resp("PING") + "*1\r\n$4\r\nPI"),
+    "+PONG\r\n-ERR Protocol error: Cannot decode frame as the input ended inside it: received 10 of 14 bytes\r\n",
   );
   assert.equal(await ask(server.port, resp("QUIT") + resp("PING")), "+OK\r\n");
+});
+
+Deno.test("examples/redis_server.ts answers the replies to many pipelined commands in order", async () => {
+  await using server = redisServer();
+  // Enough to fill the write buffer several times over.
+  const count = 20000;
+  let request = "";
+  let want = "";
+  for (let i = 0; i < count; i++) {
+    request += i % 3 === 0 ? `ECHO ${i}\r\n` : resp("ECHO", `${i}`);
+    want += `$${`${i}`.length}\r\n${i}\r\n`;
+  }
+  assert.equal(await ask(server.port, request), want);
 });
 
 Deno.test("examples/redis_server.ts execute() keeps a copy of each value", () => {
@@ -281,6 +498,12 @@ Deno.test("examples/redis_server.ts execute() keeps a copy of each value", () =>
   assert.deepEqual(
     execute([encoder.encode("GET"), encoder.encode("k")], store),
     encoder.encode("v"),
+  );
+  // Keys are bytes: two keys that differ only past ASCII stay apart.
+  execute([encoder.encode("SET"), new Uint8Array([0xc3, 0xa9]), value], store);
+  assert.equal(
+    execute([encoder.encode("GET"), new Uint8Array([0xc3, 0xaa])], store),
+    null,
   );
 });
 
@@ -314,6 +537,37 @@ Deno.test({
       "OK\n",
     );
     assert.equal(await cli("--no-raw", "GET", "v"), '"multi\\r\\nline"\n');
+  },
+});
+
+Deno.test({
+  name: "examples/redis_server.ts serves redis-benchmark, pipelined and not",
+  ignore: !hasRedisBenchmark,
+  async fn() {
+    await using server = redisServer();
+    for (const pipeline of ["1", "16"]) {
+      const csv = await run("redis-benchmark", [
+        "-p",
+        `${server.port}`,
+        "-q",
+        "-c",
+        "8",
+        "-n",
+        "2000",
+        "-P",
+        pipeline,
+        "-t",
+        "ping_inline,ping_mbulk,set,get",
+        "--csv",
+      ]);
+      const tests = [...csv.matchAll(/^"([A-Z_]+)","[\d.]+"/gm)].map((m) =>
+        m[1]
+      );
+      assert.deepEqual(tests, ["PING_INLINE", "PING_MBULK", "SET", "GET"]);
+      assert.doesNotMatch(csv, /WARNING|error/i);
+    }
+    // SET stored its 3-byte value under the one key it uses.
+    assert.equal(server.store.get("key:__rand_int__")?.length, 3);
   },
 });
 
