@@ -199,14 +199,23 @@ export type FramedTarget = Deno.Conn | {
  * Messages over a connection: iterate the result for the messages the peer
  * sends and `write()` yours; see {@linkcode Framed}.
  *
- * This is the message path at wire speed: with a codec that has
- * synchronous cores (all of this module's do, and any codec of yours with
+ * This is the fast message path: with a codec that has synchronous cores
+ * (all of this module's do, and any codec of yours with
  * `syncDecoder`/`syncEncoder` or whose streams are
  * {@linkcode SyncTransformStream}s) a message costs a function call each
- * way, and the replies to one read's messages leave in one system call.
- * Other codecs run as streams. `oversize` and `onOversize` here replace the
- * codec's own, so a line server can answer "line too long" and go on;
- * `batch: true` yields each read's messages as one array.
+ * way, an encoder with `encodeInto` (see {@linkcode SyncEncoder}) writes
+ * straight into the connection's write buffer, and the replies to one
+ * read's messages leave in one system call. Other codecs run as streams.
+ * `oversize` and `onOversize` here replace the codec's own, so a line
+ * server can answer "line too long" and go on.
+ *
+ * `batch: true` yields each read's messages as one array: the last step to
+ * a hand-written loop's speed when messages are tiny and many per read, as
+ * it saves the promise the iterator costs per message. Its replies may be
+ * written without `await`: the loop itself waits for room in the write
+ * buffer before it reads on, so memory stays bounded by the buffer and one
+ * read's replies (an encoder's refusal of a reply not awaited goes unseen:
+ * await the writes of messages that may be refused).
  *
  * Nothing is read or written before the first use: until then the target
  * is still the caller's.
@@ -550,7 +559,14 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
       pull: async (controller) => {
         const result = await this.next();
         if (result.done) controller.close();
-        else controller.enqueue(result.value);
+        else {
+          controller.enqueue(result.value);
+          // The rest of the read's messages, decoded already: one pull per
+          // socket read rather than per message (nothing more is read).
+          while (this.#next < this.#queue.length) {
+            controller.enqueue(this.#take().value);
+          }
+        }
       },
       cancel: (reason) => {
         if (this.#messages) return this.#messages.cancel(reason);
