@@ -92,11 +92,13 @@ const SPARE_SEGMENTS = 64;
  * rather than one allocation for every read or two (a large ArrayBuffer
  * costs microseconds to allocate). A window is exclusive to its connection
  * and is never reused, so every chunk handed out stays valid; the price is
- * that a chunk kept alive keeps its whole arena alive.
+ * that a chunk kept alive keeps its whole arena alive, so the arena is small
+ * (16 KiB: as Node's pool for small Buffers, copy what you keep for long).
+ * 64 KiB measured no faster (bench/framed_bench.ts).
  */
 let arena: Uint8Array | undefined;
 let arenaUsed = 0;
-const ARENA = 65536;
+const ARENA = 16384;
 
 function takeWindow(size: number): Uint8Array {
   if (size > ARENA >> 2) return new Uint8Array(size);
