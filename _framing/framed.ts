@@ -39,6 +39,9 @@ import type { OversizeOptions } from "./options.ts";
  * - `readable` and `writable` are web-stream views of the same, built when
  *   first used, for `pipeThrough()` composition; the readable and the
  *   iterator cannot be mixed.
+ * - A message is a view of the memory its read came in (never reused, so it
+ *   stays valid), which it shares with other reads: `slice()` what you keep
+ *   for long, so that a few bytes kept do not keep their neighbours.
  *
  * @typeParam In What `write()` and the writable accept.
  * @typeParam Out What the iterator and the readable yield: messages, or
