@@ -35,7 +35,8 @@ import type { OversizeOptions } from "./options.ts";
  *   resolves at once while it has room; it waits when the buffer is full, so
  *   awaiting it is backpressure. The replies written while the messages of
  *   one read are handled leave together, in one system call, when the loop
- *   comes back for more (or as soon as the buffer fills).
+ *   comes back for more (or as soon as the buffer fills); the answer to a
+ *   read that brought a single message leaves as it is written.
  * - `readable` and `writable` are web-stream views of the same, built when
  *   first used, for `pipeThrough()` composition; the readable and the
  *   iterator cannot be mixed.
@@ -512,13 +513,17 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
         const room = port.room();
         if (room) await room;
         const chunk = await port.read();
-        port.cork();
         try {
           if (chunk === null) {
             this.#ended = true;
-            port.uncork();
             this.#decoder!.flush?.(this.#push);
-          } else this.#decoder!.transform(chunk, this.#push);
+          } else {
+            this.#decoder!.transform(chunk, this.#push);
+            // Pipelined messages: hold their replies back, to leave
+            // together when the loop comes back for more. A lone message
+            // (a request and its answer) never waits for anything.
+            if (this.#queue.length > 1) port.cork();
+          }
         } catch (error) {
           // Every message decoded before the error is still handed out.
           this.#failure = { error };

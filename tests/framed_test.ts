@@ -498,3 +498,43 @@ Deno.test("framed().write() sends messages larger than the write buffer whole, i
   assert.deepEqual(await reading, sent);
   messages.close();
 });
+
+Deno.test("framed(): a lone request's answer leaves at once, while a pipelined read's answers wait for the loop to come back", async () => {
+  const [server, client] = connPair();
+  let writes = 0;
+  const counted = new Proxy(server, {
+    get(target, key) {
+      if (key === "write") {
+        return (bytes: Uint8Array) => {
+          writes++;
+          return target.write(bytes);
+        };
+      }
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const messages = framed(new Connection(counted), lines());
+  await using peer = new Connection(client);
+  const iterator = messages[Symbol.asyncIterator]();
+  // One request: its answer goes to the socket as it is written, so a
+  // handler that then waits on something slow holds nothing back.
+  await peer.write(encoder.encode("one\n"));
+  await iterator.next();
+  await messages.write("1");
+  assert.equal(writes, 1);
+  // Two pipelined requests: the answers leave together, when the loop
+  // asks for more.
+  await peer.write(encoder.encode("two\nthree\n"));
+  await iterator.next();
+  await messages.write("2");
+  await iterator.next();
+  await messages.write("3");
+  assert.equal(writes, 1);
+  await peer.closeWrite();
+  assert.equal((await iterator.next()).done, true);
+  assert.equal(writes, 2);
+  await messages.closeWrite();
+  assert.equal(text(await new Response(peer.readable).bytes()), "1\n2\n3\n");
+  messages.close();
+});
