@@ -47,6 +47,15 @@ import { Splitter } from "./splitter.ts";
  */
 export class DelimiterDecoder
   implements SyncTransformer<Uint8Array, Uint8Array> {
+  /**
+   * It keeps nothing of a chunk past the call (a message that spans chunks
+   * is copied), so a connection's engine may lend it its reused read buffer
+   * (see {@linkcode SyncTransformer.input}); a message it emits as a view of
+   * the chunk is then valid until the engine's next read.
+   *
+   * @experimental
+   */
+  readonly input: "borrow" = "borrow";
   readonly #splitter: Splitter;
 
   /**

@@ -77,6 +77,15 @@ function noop(): void {}
  * ```
  */
 export class TextLineDecoder implements SyncTransformer<Uint8Array, string> {
+  /**
+   * It keeps nothing of a chunk past the call (a message that spans chunks
+   * is copied), so a connection's engine may lend it its reused read buffer
+   * (see {@linkcode SyncTransformer.input}); a message it emits as a view of
+   * the chunk is then valid until the engine's next read.
+   *
+   * @experimental
+   */
+  readonly input: "borrow" = "borrow";
   readonly #lines: LineDecoder;
   readonly #text: TextDecoder;
   readonly #fatal: boolean;

@@ -114,6 +114,8 @@ function userUpper(): TransformStream<Uint8Array, Uint8Array> {
 
 /** Answers every "\n" of its input with "+PONG\r\n". */
 const pongTransformer: SyncTransformer<Uint8Array, Uint8Array> = {
+  // It keeps nothing of a chunk: the engine may lend it its read buffer.
+  input: "borrow",
   transform(chunk, emit) {
     for (let i = chunk.indexOf(LF); i !== -1; i = chunk.indexOf(LF, i + 1)) {
       emit(PONG);
@@ -145,6 +147,7 @@ function chainedPong():
     >;
     return new SyncTransformStream(
       chain<Uint8Array, Uint8Array, Uint8Array>(decoder.transformer, {
+        input: "borrow",
         transform: (_line, emit) => emit(PONG),
       }),
     );

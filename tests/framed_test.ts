@@ -6,18 +6,21 @@ import {
   delimited,
   framed,
   FrameTooLargeError,
+  LengthPrefixDecoder,
   LengthPrefixDecoderStream,
   lengthPrefixed,
   LengthPrefixEncoder,
+  LineDecoder,
   LineDecoderStream,
   LineEncoder,
   lines,
   type SyncEncoder,
+  TextLineDecoder,
   TruncatedFrameError,
 } from "../framing.ts";
 import { Connection } from "../connection.ts";
 import { connPair } from "../testing.ts";
-import { SyncTransformStream } from "../sync_transform.ts";
+import { chain, SyncTransformStream } from "../sync_transform.ts";
 import { concat } from "./_util.ts";
 
 const encoder = new TextEncoder();
@@ -537,4 +540,43 @@ Deno.test("framed(): a lone request's answer leaves at once, while a pipelined r
   await messages.closeWrite();
   assert.equal(text(await new Response(peer.readable).bytes()), "1\n2\n3\n");
   messages.close();
+});
+
+Deno.test("the decoders lend themselves to the engine's reused buffer: chain(decoder, answer) served is right under every chunking", async () => {
+  for (
+    const decoder of [
+      new LineDecoder(),
+      new LengthPrefixDecoder(),
+      new TextLineDecoder(),
+    ]
+  ) {
+    assert.equal(decoder.input, "borrow");
+  }
+  const input = encoder.encode(
+    Array.from({ length: 500 }, (_, i) => `line ${i} ${"x".repeat(i % 70)}\n`)
+      .join(""),
+  );
+  const want = Array.from(
+    { length: 500 },
+    (_, i) => `${`line ${i} ${"x".repeat(i % 70)}`.length}\n`,
+  ).join("");
+  for (const how of CHUNKINGS) {
+    const [server, client] = pair(how);
+    const service = chain<Uint8Array, Uint8Array, Uint8Array>(
+      new LineDecoder(),
+      {
+        input: "borrow",
+        transform: (line, emit) => emit(encoder.encode(`${line.length}\n`)),
+      },
+    );
+    assert.equal(service.input, "borrow");
+    const serving = new Connection(server).serve(
+      new SyncTransformStream(service),
+    );
+    await using peer = new Connection(client);
+    await peer.write(input);
+    await peer.closeWrite();
+    assert.equal(text(await new Response(peer.readable).bytes()), want, how);
+    await serving;
+  }
 });
