@@ -28,6 +28,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { count, cpuSeconds, median, spread } from "./_harness.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -45,16 +46,6 @@ const { values: flags } = parseArgs({
   },
 });
 
-function count(name: string, value: string | undefined, fallback: number) {
-  const n = Number(value ?? fallback);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new RangeError(
-      `Cannot run the benchmark as --${name} must be a positive integer: current value is ${value}`,
-    );
-  }
-  return n;
-}
-
 const quick = flags.quick;
 const rounds = quick ? 1 : count("rounds", flags.rounds, 5);
 const conns = count("conns", flags.conns, 50);
@@ -67,7 +58,6 @@ const seconds = count("seconds", flags.seconds, 10);
 const pin = !flags["no-pin"];
 const v8Flags = flags["v8-flags"] ? [`--v8-flags=${flags["v8-flags"]}`] : [];
 const root = new URL("../", import.meta.url).pathname;
-const TICKS = 100; // USER_HZ of /proc/<pid>/stat
 
 const SERVERS = [
   { name: "loop", file: "bench/_length_loop.ts", args: [] },
@@ -154,11 +144,9 @@ class Server implements AsyncDisposable {
     })().catch(() => {});
   }
 
-  /** CPU seconds used so far, all threads (through `cat`: see connection_bench). */
-  async cpu(): Promise<number> {
-    const stat = await run(["cat", `/proc/${this.#child.pid}/stat`], 5000);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / TICKS;
+  /** CPU seconds used so far, all threads. */
+  cpu(): number {
+    return cpuSeconds(this.#child.pid);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -195,18 +183,6 @@ async function load(server: Server, depth: number, total: number) {
   const { frames: done, seconds: took } = JSON.parse(out);
   return { rate: done / took, cpu: cpu / done * 1e6 };
 }
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[middle]!
-    : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-const spread = (values: number[]) =>
-  `${median(values).toFixed(2)}× (${Math.min(...values).toFixed(2)}–${
-    Math.max(...values).toFixed(2)
-  })`;
 
 const servers = SERVERS.map(({ name, file, args }) =>
   new Server(name, file, args)

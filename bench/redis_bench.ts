@@ -40,6 +40,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { count, cpuSeconds, median, spread } from "./_harness.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -58,16 +59,6 @@ const { values: flags } = parseArgs({
     quick: { type: "boolean", default: false },
   },
 });
-
-function count(name: string, value: string | undefined, fallback: number) {
-  const n = Number(value ?? fallback);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new RangeError(
-      `Cannot run the benchmark as --${name} must be a positive integer: current value is ${value}`,
-    );
-  }
-  return n;
-}
 
 const quick = flags.quick;
 const rounds = quick ? 1 : count("rounds", flags.rounds, 3);
@@ -180,9 +171,6 @@ const kinds = KINDS.filter((kind) => {
   return true;
 });
 
-/** Clock ticks per second of /proc/<pid>/stat (USER_HZ, 100 on Linux). */
-const TICKS = 100;
-
 /** A free loopback port (free a moment ago: redis-server needs a number). */
 function freePort(): number {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -242,14 +230,7 @@ class Server implements AsyncDisposable {
 
   /** CPU seconds the process has used so far (all its threads). */
   cpu(): number {
-    // Through `cat`: Deno wants --allow-all to read /proc/<pid> itself.
-    const stat = new TextDecoder().decode(
-      new Deno.Command("cat", { args: [`/proc/${this.#child.pid}/stat`] })
-        .outputSync().stdout,
-    );
-    // Fields 14 and 15 (utime, stime), counted after the command's ")".
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / TICKS;
+    return cpuSeconds(this.#child.pid);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -328,18 +309,7 @@ async function load(
   return result;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[middle]!
-    : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
-const ratio = (values: number[]) =>
-  `${median(values).toFixed(2)}× (${Math.min(...values).toFixed(2)}–${
-    Math.max(...values).toFixed(2)
-  })`;
+const ratio = spread;
 const rate = (values: number[]) => `${(median(values) / 1000).toFixed(0)}k`;
 
 /** rps[kind][pipeline][test] = one figure per round; cpu the same, µs/request. */

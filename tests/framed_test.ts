@@ -41,6 +41,27 @@ function pair(how: "one-byte" | "random" | "whole", bufferSize = 1 << 20) {
 
 const CHUNKINGS = ["one-byte", "random", "whole"] as const;
 
+/** `conn`, and how many times its `write()` (a system call) was called. */
+function countingWrites<T extends Deno.Conn>(conn: T): {
+  conn: T;
+  readonly writes: number;
+} {
+  const counted = { conn, writes: 0 };
+  counted.conn = new Proxy(conn, {
+    get(target, key) {
+      if (key === "write") {
+        return (bytes: Uint8Array) => {
+          counted.writes++;
+          return target.write(bytes);
+        };
+      }
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return counted;
+}
+
 /** Every message `codec` decodes from `bytes` sent by a peer, then its FIN. */
 async function decodeOver<Out>(
   how: (typeof CHUNKINGS)[number],
@@ -170,22 +191,8 @@ Deno.test("framed() answers pipelined messages in order, across reads, with one 
     hostname: "127.0.0.1",
     port: listener.addr.port,
   });
-  let writes = 0;
-  const conn = await accepted;
-  // A Deno.Conn that counts the system calls that write.
-  const counted = new Proxy(conn, {
-    get(target, key) {
-      if (key === "write") {
-        return (bytes: Uint8Array) => {
-          writes++;
-          return target.write(bytes);
-        };
-      }
-      const value = Reflect.get(target, key);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  const server = framed(new Connection(counted), lines());
+  const counted = countingWrites(await accepted);
+  const server = framed(new Connection(counted.conn), lines());
   const serving = (async () => {
     for await (const line of server) server.write(`${text(line)}!`);
     await server.closeWrite();
@@ -218,7 +225,10 @@ Deno.test("framed() answers pipelined messages in order, across reads, with one 
   );
   // 1,000 answers, and one write per read of questions: the answers to a
   // read leave together (a read may bring only part of a round's lines).
-  assert.ok(writes < rounds * 1.5, `${writes} writes for ${rounds} rounds`);
+  assert.ok(
+    counted.writes < rounds * 1.5,
+    `${counted.writes} writes for ${rounds} rounds`,
+  );
   answers.close();
   server.close();
 });
@@ -504,20 +514,8 @@ Deno.test("framed().write() sends messages larger than the write buffer whole, i
 
 Deno.test("framed(): a lone request's answer leaves at once, while a pipelined read's answers wait for the loop to come back", async () => {
   const [server, client] = connPair();
-  let writes = 0;
-  const counted = new Proxy(server, {
-    get(target, key) {
-      if (key === "write") {
-        return (bytes: Uint8Array) => {
-          writes++;
-          return target.write(bytes);
-        };
-      }
-      const value = Reflect.get(target, key);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  const messages = framed(new Connection(counted), lines());
+  const counted = countingWrites(server);
+  const messages = framed(new Connection(counted.conn), lines());
   await using peer = new Connection(client);
   const iterator = messages[Symbol.asyncIterator]();
   // One request: its answer goes to the socket as it is written, so a
@@ -525,7 +523,7 @@ Deno.test("framed(): a lone request's answer leaves at once, while a pipelined r
   await peer.write(encoder.encode("one\n"));
   await iterator.next();
   await messages.write("1");
-  assert.equal(writes, 1);
+  assert.equal(counted.writes, 1);
   // Two pipelined requests: the answers leave together, when the loop
   // asks for more.
   await peer.write(encoder.encode("two\nthree\n"));
@@ -533,10 +531,10 @@ Deno.test("framed(): a lone request's answer leaves at once, while a pipelined r
   await messages.write("2");
   await iterator.next();
   await messages.write("3");
-  assert.equal(writes, 1);
+  assert.equal(counted.writes, 1);
   await peer.closeWrite();
   assert.equal((await iterator.next()).done, true);
-  assert.equal(writes, 2);
+  assert.equal(counted.writes, 2);
   await messages.closeWrite();
   assert.equal(text(await new Response(peer.readable).bytes()), "1\n2\n3\n");
   messages.close();
