@@ -512,11 +512,7 @@ export class Connection implements Disposable, AsyncDisposable {
     checkChunk(chunk);
     this.#checkWritable();
     this.#admit(chunk, false);
-    if (this.#buffered < this.#writeBufferSize) {
-      this.#kick(false);
-      return undefined;
-    }
-    return this.#room();
+    return this.#admitted();
   }
 
   /**
@@ -559,6 +555,14 @@ export class Connection implements Disposable, AsyncDisposable {
     this.#buffered += end - segment!.length;
     segment!.length = end;
     if (fresh) this.#segments.push(segment!);
+    return this.#admitted();
+  }
+
+  /**
+   * After framed() put bytes in the buffer: sends them unless corked, and
+   * says whether there is room left (`undefined`) or a promise of it.
+   */
+  #admitted(): Promise<void> | undefined {
     if (this.#buffered < this.#writeBufferSize) {
       this.#kick(false);
       return undefined;

@@ -526,8 +526,8 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
           }
         } catch (error) {
           // Every message decoded before the error is still handed out.
+          // (The port is not corked: a read corks only after decoding.)
           this.#failure = { error };
-          port.uncork();
           if (chunk !== null) port.cancel(error);
         }
       }

@@ -77,17 +77,16 @@ interface Outcome {
 const MARKER = new Uint8Array([0xde, 0xad]); // in place of a dropped message
 
 /**
- * Runs a synchronous decoder over chunks, each fed through one scratch
- * buffer that is overwritten after every call, as a connection's engine
- * reuses its read buffer: a decoder that kept a view instead of copying
- * would give wrong bytes.
+ * Feeds a synchronous decoder the chunks, each through one scratch buffer
+ * that is overwritten after every call, as a connection's engine reuses its
+ * read buffer: a decoder that kept a view instead of copying would give
+ * wrong bytes. Returns the error it threw, if any.
  */
-function runSync(
-  decoder: SyncTransformer<Uint8Array, Uint8Array>,
+function feedReused<O>(
+  decoder: SyncTransformer<Uint8Array, O>,
   chunks: Uint8Array[],
-): Outcome {
-  const messages: Uint8Array[] = [];
-  const emit = (m: Uint8Array) => messages.push(m === MARKER ? m : m.slice());
+  emit: (out: O) => void,
+): { error?: unknown } {
   const scratch = new Uint8Array(Math.max(1, ...chunks.map((c) => c.length)));
   try {
     for (const chunk of chunks) {
@@ -97,9 +96,19 @@ function runSync(
     }
     decoder.flush?.(emit);
   } catch (error) {
-    return { messages, reports: [], error };
+    return { error };
   }
-  return { messages, reports: [] };
+  return {};
+}
+
+/** Runs a synchronous decoder over chunks through a reused buffer. */
+function runSync(
+  decoder: SyncTransformer<Uint8Array, Uint8Array>,
+  chunks: Uint8Array[],
+): Outcome {
+  const messages: Uint8Array[] = [];
+  const emit = (m: Uint8Array) => messages.push(m === MARKER ? m : m.slice());
+  return { messages, reports: [], ...feedReused(decoder, chunks, emit) };
 }
 
 /** Oversize options that record reports and put MARKER in their place. */
@@ -1296,18 +1305,7 @@ function runText(
 ): { lines: string[]; error?: unknown } {
   const lines: string[] = [];
   const emit = (line: string) => void lines.push(line);
-  const scratch = new Uint8Array(Math.max(1, ...chunks.map((c) => c.length)));
-  try {
-    for (const chunk of chunks) {
-      scratch.set(chunk);
-      decoder.transform(scratch.subarray(0, chunk.length), emit);
-      scratch.fill(0xee);
-    }
-    decoder.flush?.(emit);
-  } catch (error) {
-    return { lines, error };
-  }
-  return { lines };
+  return { lines, ...feedReused(decoder, chunks, emit) };
 }
 
 Deno.test("a text line decoder keeps empty lines, CRLF or not, under any chunking", async () => {
