@@ -106,7 +106,7 @@ function takeWindow(size: number): Uint8Array {
     arena = new Uint8Array(ARENA);
     arenaUsed = 0;
   }
-  const window = arena.subarray(arenaUsed, arenaUsed + size);
+  const window = new Uint8Array(arena.buffer, arenaUsed, size);
   arenaUsed += size;
   return window;
 }
@@ -263,6 +263,8 @@ export class Connection implements Disposable, AsyncDisposable {
   #closingWrite?: Promise<void>;
   /** framed() holds small writes back while it hands out one read's messages. */
   #corked = false;
+  /** Hands over the bytes framed() holds while corked (see `#hand`). */
+  #holder?: () => void;
   /** framed()'s wait for room in the buffer, shared. */
   #roomWaiter?: PromiseWithResolvers<void>;
 
@@ -527,7 +529,8 @@ export class Connection implements Disposable, AsyncDisposable {
   ): Promise<void> | undefined | false {
     this.#checkWritable();
     if (this.#waiters.length > 0) return false;
-    let segment = this.#segments.at(-1);
+    const segments = this.#segments;
+    let segment: Segment | undefined = segments[segments.length - 1];
     let fresh = segment === undefined || segment.done !== undefined ||
       segment === this.#inFlight || segment.fixed === true;
     if (fresh) {
@@ -559,12 +562,25 @@ export class Connection implements Disposable, AsyncDisposable {
   }
 
   /**
+   * framed()'s segment, filled while corked, queued as it is (it is ours
+   * again): as `#writeMessage`, or dropped where nothing can be sent.
+   */
+  #hand(data: Uint8Array, length: number): Promise<void> | undefined {
+    if (
+      this.#writeFailed || this.#failed || this.#connClosed || this.#writeDone
+    ) return;
+    this.#segments.push({ data, length });
+    this.#buffered += length;
+    return this.#admitted();
+  }
+
+  /**
    * After framed() put bytes in the buffer: sends them unless corked, and
    * says whether there is room left (`undefined`) or a promise of it.
    */
   #admitted(): Promise<void> | undefined {
     if (this.#buffered < this.#writeBufferSize) {
-      this.#kick(false);
+      if (!this.#corked) this.#kick(false);
       return undefined;
     }
     return this.#room();
@@ -599,6 +615,7 @@ export class Connection implements Disposable, AsyncDisposable {
   }
 
   #uncork(): void {
+    if (this.#corked) this.#holder?.();
     this.#corked = false;
     if (this.#segments.length > 0) this.#kick(true);
   }
@@ -790,7 +807,17 @@ export class Connection implements Disposable, AsyncDisposable {
       buffer.length - this.#carved < this.#lastRead ||
       buffer.length > this.#readSize * 4
     ) {
-      buffer = this.#carve = takeWindow(this.#readSize);
+      // A busy connection's reads share a window, two or more to one, rather
+      // than each leaving a tail (a new window costs as much as a read);
+      // a quiet one's waits on a window of the read size.
+      const size = this.#readSize;
+      buffer = this.#carve = takeWindow(
+        this.#lastRead < size >> 2
+          ? size
+          : size <= ARENA >> 3
+          ? size * 2
+          : Math.max(size, ARENA >> 2),
+      );
       this.#carved = 0;
     }
     const start = this.#carved;
@@ -1047,6 +1074,8 @@ export class Connection implements Disposable, AsyncDisposable {
   // Writing
 
   #checkWritable(): void {
+    // Bytes framed() holds while corked go before this write.
+    if (this.#corked) this.#holder?.();
     if (this.#writeFailed) throw this.#writeError;
     if (this.#failed) throw this.#failure;
     if (this.#connClosed || this.#closingWrite) {
@@ -1414,6 +1443,18 @@ export class Connection implements Disposable, AsyncDisposable {
 
     room(): Promise<void> | undefined {
       return this.#c.#room();
+    }
+
+    segment(): Uint8Array {
+      return takeSegment(Math.min(SEGMENT_START, this.#c.#writeBufferSize));
+    }
+
+    hand(segment: Uint8Array, length: number): Promise<void> | undefined {
+      return this.#c.#hand(segment, length);
+    }
+
+    hold(release: () => void): void {
+      this.#c.#holder = release;
     }
 
     cork(): void {

@@ -36,6 +36,26 @@ export interface BytePort {
   ): Promise<void> | undefined | false;
   /** `undefined` while the write buffer has room; a promise of room otherwise. */
   room(): Promise<void> | undefined;
+  /**
+   * A buffer segment for the caller to fill while the port is corked, or
+   * `undefined` when this port has no buffer: handed back full or in part
+   * with {@linkcode BytePort.hand}, so that a message costs an `encodeInto`
+   * call and nothing else.
+   */
+  segment(): Uint8Array | undefined;
+  /**
+   * Queues the first `length` bytes of a segment from
+   * {@linkcode BytePort.segment}, which is the port's again: as `write()`.
+   * Dropped when the write side has failed or closed (its error is seen
+   * elsewhere).
+   */
+  hand(segment: Uint8Array, length: number): Promise<void> | undefined;
+  /**
+   * Says who holds bytes that must go before any other write: `release` is
+   * called (and must hand them over) before a write made through any other
+   * way while the port is corked, and before it is uncorked.
+   */
+  hold(release: () => void): void;
   /** Holds queued bytes back until {@linkcode BytePort.uncork}. */
   cork(): void;
   /** Sends what was held back, in one write where it fits. */

@@ -422,6 +422,14 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
   #closingWrite?: Promise<void>;
   /** The last write that had to wait, while encoding one message. */
   #wait?: Promise<void>;
+  /**
+   * While the replies to one read's messages are held back (the port is
+   * corked), they are encoded into a segment of the port's buffer that is
+   * ours until handed over: a reply costs an `encodeInto` call.
+   */
+  #held = false;
+  #out?: Uint8Array;
+  #outEnd = 0;
 
   constructor(
     port: BytePort,
@@ -455,8 +463,10 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
     if (this.#reader === undefined) {
       this.#reader = reader;
       // The read side is ours from the first read on.
-      if (this.#decoder) this.#port.take();
-      else {
+      if (this.#decoder) {
+        this.#port.take();
+        this.#port.hold(this.#handOver);
+      } else {
         this.#messages = this.#portReadable().pipeThrough(this.#stream!)
           .getReader();
       }
@@ -490,6 +500,7 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
 
   /** `break` or `return` in a loop: the replies so far leave now. */
   return(): Promise<IteratorResult<Out | Out[]>> {
+    this.#release();
     this.#port.uncork();
     return Promise.resolve(DONE);
   }
@@ -509,6 +520,7 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
         this.#next = 0;
         // The replies to the last read's messages leave now, in one write;
         // while they cannot, reading more would only pile up more replies.
+        this.#release();
         port.uncork();
         const room = port.room();
         if (room) await room;
@@ -522,7 +534,13 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
             // Pipelined messages: hold their replies back, to leave
             // together when the loop comes back for more. A lone message
             // (a request and its answer) never waits for anything.
-            if (this.#queue.length > 1) port.cork();
+            if (this.#queue.length > 1) {
+              port.cork();
+              if (this.#encodeInto) {
+                this.#out ??= port.segment();
+                this.#held = this.#out !== undefined;
+              }
+            }
           }
         } catch (error) {
           // Every message decoded before the error is still handed out.
@@ -534,6 +552,47 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
     } finally {
       this.#filling = undefined;
     }
+  }
+
+  /** Hands the held replies over, and stops holding them. */
+  #release(): void {
+    this.#held = false;
+    this.#handOver();
+  }
+
+  /**
+   * Queues the held replies (the port calls this before any other write):
+   * the promise of room when the buffer is full.
+   */
+  #handOver = (): Promise<void> | undefined => {
+    const end = this.#outEnd;
+    if (end === 0) return undefined;
+    const out = this.#out!;
+    this.#out = undefined;
+    this.#outEnd = 0;
+    return this.#port.hand(out, end);
+  };
+
+  /**
+   * `write()` while replies are held: into the held segment, or `false`
+   * when the message needs more than a whole segment.
+   */
+  #writeHeld(message: In): Promise<void> | undefined | false {
+    const encoder = this.#encoder as unknown as EncodesInto<In>;
+    const out = this.#out ??= this.#port.segment()!;
+    const end = encoder.encodeInto(message, out, this.#outEnd);
+    if (end >= 0) {
+      this.#outEnd = end;
+      return undefined;
+    }
+    if (this.#outEnd === 0) return false;
+    // Full: it goes to the buffer, and the message starts a new one.
+    const wait = this.#handOver();
+    const next = this.#out = this.#port.segment()!;
+    const after = encoder.encodeInto(message, next, 0);
+    if (after < 0) return false;
+    this.#outEnd = after;
+    return wait;
   }
 
   #push = (message: Out): void => {
@@ -598,6 +657,12 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
     if (this.#encodeInto) {
       let written: Promise<void> | undefined | false;
       try {
+        written = this.#held ? this.#writeHeld(message) : false;
+        if (written === undefined) return RESOLVED;
+        if (written !== false) {
+          written.catch(noop);
+          return written;
+        }
         written = this.#port.encode(
           this.#encoder as unknown as EncodesInto<In>,
           message,
@@ -672,12 +737,15 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
       return this.#encoderPipe;
     }
     this.#wait = undefined;
+    this.#release();
     this.#encoder!.flush?.(this.#send);
     this.#port.uncork();
     await this.#port.closeWrite();
   }
 
   close(reason?: unknown): void {
+    this.#held = false;
+    this.#outEnd = 0;
     this.#port.close(reason);
   }
 

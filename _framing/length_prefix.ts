@@ -11,7 +11,7 @@ import {
   type SyncTransformer,
   SyncTransformStream,
 } from "../sync_transform.ts";
-import { INITIAL_BUFFER, toBytes, writeMessage } from "./bytes.ts";
+import { INITIAL_BUFFER, toBytes, view, writeMessage } from "./bytes.ts";
 import type { SyncEncoder } from "./sync_encoder.ts";
 import {
   type LengthPrefixOptions,
@@ -159,7 +159,7 @@ export class LengthPrefixDecoder
         }
         const end = i + header + payload;
         if (end <= n) {
-          emit(chunk.subarray(layout.keepHeader ? i : i + header, end));
+          emit(view(chunk, layout.keepHeader ? i : i + header, end));
           i = end;
         } else {
           this.#startBody(payload, chunk, i, n - i - header);

@@ -5,7 +5,7 @@
  */
 
 import { FrameTooLargeError } from "../_errors.ts";
-import { CR, indexOfBytes, INITIAL_BUFFER } from "./bytes.ts";
+import { CR, indexOfBytes, INITIAL_BUFFER, view } from "./bytes.ts";
 import { type checkPolicy, replace } from "./options.ts";
 
 /**
@@ -109,7 +109,7 @@ export class Splitter {
       if (stripCR && end > start && chunk[end - 1] === CR) contentEnd--;
       if (contentEnd - start > limit) {
         this.#oversize(contentEnd - start, true, emit);
-      } else emit(chunk.subarray(start, keep ? end + 1 : contentEnd));
+      } else emit(view(chunk, start, keep ? end + 1 : contentEnd));
       start = end + 1;
       end = chunk.indexOf(first, start);
     }
@@ -184,7 +184,8 @@ export class Splitter {
       if (contentEnd - start > this.#limit) {
         this.#oversize(contentEnd - start, true, emit);
       } else {
-        emit(chunk.subarray(
+        emit(view(
+          chunk,
           start,
           this.#keep ? end + this.#delimiter.length : contentEnd,
         ));

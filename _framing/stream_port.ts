@@ -66,6 +66,16 @@ export class StreamPort implements BytePort {
     return (writer.desiredSize ?? 1) > 0 ? undefined : writer.ready;
   }
 
+  segment(): undefined {
+    return undefined;
+  }
+
+  hand(): undefined {
+    return undefined;
+  }
+
+  hold(): void {}
+
   cork(): void {}
 
   uncork(): void {}

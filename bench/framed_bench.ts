@@ -22,7 +22,9 @@
  * Flags: `--rounds N` (5), `--conns N` (50), `--depths 1,16` (frames in
  * flight per connection), `--size N` (64), `--frames N` (2000000 per run;
  * a tenth at depth 1), `--seconds S` (10), `--v8-flags a,b` (for the
- * servers), `--no-pin`, `--quick`.
+ * servers), `--no-pin`, `--quick`, `--steps` (also the loop grown by hand
+ * into each shape `framed()` offers, `bench/_length_steps.ts`: what the
+ * shape itself costs, next to what `framed()` costs).
  *
  * @module
  */
@@ -42,6 +44,7 @@ const { values: flags } = parseArgs({
     seconds: { type: "string" },
     "v8-flags": { type: "string" },
     "no-pin": { type: "boolean", default: false },
+    steps: { type: "boolean", default: false },
     quick: { type: "boolean", default: false },
   },
 });
@@ -63,6 +66,16 @@ const SERVERS = [
   { name: "loop", file: "bench/_length_loop.ts", args: [] },
   { name: "framed", file: "bench/_length_framed.ts", args: [] },
   { name: "framed-batch", file: "bench/_length_framed.ts", args: ["batch"] },
+  // With --steps: the loop grown by hand, a step at a time, into the
+  // shapes framed() offers (see bench/_length_steps.ts), to tell what a
+  // shape costs whoever writes it from what framed() adds.
+  ...(flags.steps
+    ? ["views", "owned", "iterator", "awaited"].map((step) => ({
+      name: `steps-${step}`,
+      file: "bench/_length_steps.ts",
+      args: [step],
+    }))
+    : []),
 ];
 
 const pinned = (cpu: number, command: string[]) =>
@@ -224,7 +237,7 @@ console.log(
 console.log("|---|---|---|---|---|");
 for (const depth of depths) {
   const loop = results.get(`loop ${depth}`)!;
-  for (const name of ["framed", "framed-batch"]) {
+  for (const { name } of SERVERS.slice(1)) {
     const framed = results.get(`${name} ${depth}`)!;
     console.log(
       `| ${depth} | ${name} | ${

@@ -578,3 +578,76 @@ Deno.test("the decoders lend themselves to the engine's reused buffer: chain(dec
     await serving;
   }
 });
+
+Deno.test("framed(): replies held back for a pipelined read go before a write made on the connection itself, and before its closeWrite()", async () => {
+  const [server, client] = connPair();
+  const counted = countingWrites(server);
+  const connection = new Connection(counted.conn);
+  const messages = framed(connection, lines());
+  await using peer = new Connection(client);
+  const iterator = messages[Symbol.asyncIterator]();
+  await peer.write(encoder.encode("a\nb\nc\n"));
+  await iterator.next();
+  await messages.write("A");
+  // Held back with the rest of the read's answers, but a write made on
+  // the connection directly comes after it, not before.
+  await connection.write(encoder.encode("direct\n"));
+  await iterator.next();
+  await messages.write("B");
+  await iterator.next();
+  await messages.write("C");
+  // The connection's own closeWrite() sends what is held first.
+  await connection.closeWrite();
+  assert.equal(
+    text(await new Response(peer.readable).bytes()),
+    "A\ndirect\nB\nC\n",
+  );
+  messages.close();
+});
+
+Deno.test("framed(): a pipelined read's answers, more than a buffer segment and larger than one, leave whole and in order", async () => {
+  const [server, client] = connPair();
+  const messages = framed(new Connection(server), lines(), { batch: true });
+  await using peer = new Connection(client);
+  const requests = Array.from({ length: 300 }, (_, i) => `${i}`);
+  await peer.write(encoder.encode(requests.map((r) => `${r}\n`).join("")));
+  await peer.closeWrite();
+  const received = new Response(peer.readable).bytes();
+  const want: string[] = [];
+  for await (const batch of messages) {
+    for (const line of batch) {
+      const n = Number(text(line));
+      // Every 50th answer is larger than a buffer segment.
+      const answer = `${n}:${"x".repeat(n % 50 === 0 ? 10000 : n % 30)}`;
+      want.push(answer);
+      await messages.write(answer);
+    }
+  }
+  await messages.closeWrite();
+  const got = text(await received);
+  assert.equal(got, want.map((w) => `${w}\n`).join(""));
+  assert.equal(want.length, 300);
+  messages.close();
+});
+
+Deno.test("framed(): an answer refused by the encoder while answers are held is refused alone, and the others still leave in order", async () => {
+  const [server, client] = connPair();
+  const messages = framed(
+    new Connection(server),
+    lines({ maxEncodedLength: 4 }),
+  );
+  await using peer = new Connection(client);
+  await peer.write(encoder.encode("1\n2\n3\n"));
+  await peer.closeWrite();
+  const iterator = messages[Symbol.asyncIterator]();
+  await iterator.next();
+  await messages.write("one");
+  await iterator.next();
+  await assert.rejects(messages.write("too long"), FrameTooLargeError);
+  await iterator.next();
+  await messages.write("tri");
+  assert.equal((await iterator.next()).done, true);
+  await messages.closeWrite();
+  assert.equal(text(await new Response(peer.readable).bytes()), "one\ntri\n");
+  messages.close();
+});
