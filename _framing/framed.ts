@@ -393,6 +393,58 @@ const DONE: IteratorResult<never> = Object.freeze({
 });
 
 /**
+ * The readable view of {@linkcode framed}: a `ReadableStream` (with no
+ * queue of its own: `highWaterMark` 0) whose async iteration is handed to
+ * `iterate`, which holds the stream's lock as the stream's own iteration
+ * does. Everything else, `pipeThrough()` among it, is the stream's.
+ */
+class MessageReadable<T> extends ReadableStream<T> {
+  readonly #iterate: (
+    reader: ReadableStreamDefaultReader<T>,
+    controller: ReadableStreamDefaultController<T>,
+    preventCancel: boolean,
+  ) => AsyncIterableIterator<T>;
+  readonly #controller: ReadableStreamDefaultController<T>;
+
+  constructor(
+    source: UnderlyingDefaultSource<T>,
+    iterate: (
+      reader: ReadableStreamDefaultReader<T>,
+      controller: ReadableStreamDefaultController<T>,
+      preventCancel: boolean,
+    ) => AsyncIterableIterator<T>,
+  ) {
+    let controller: ReadableStreamDefaultController<T> | undefined;
+    super({
+      ...source,
+      start: (c) => {
+        controller = c;
+      },
+    }, { highWaterMark: 0 });
+    this.#controller = controller!;
+    this.#iterate = iterate;
+  }
+
+  override values(
+    options?: ReadableStreamIteratorOptions,
+  ): AsyncIterableIterator<T> {
+    // Throws, as the stream's own does, while it is locked.
+    const reader = this.getReader();
+    return this.#iterate(
+      reader,
+      this.#controller,
+      options?.preventCancel === true,
+    );
+  }
+
+  override [Symbol.asyncIterator](
+    options?: ReadableStreamIteratorOptions,
+  ): AsyncIterableIterator<T> {
+    return this.values(options);
+  }
+}
+
+/**
  * The {@linkcode Framed} behind `framed()`: a decoded-message queue filled
  * one socket read at a time, and writes encoded straight into the port.
  */
@@ -418,6 +470,8 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
   #failure?: { error: unknown };
   #filling?: Promise<IteratorResult<Out | Out[]>>;
   #readable?: ReadableStream<Out | Out[]>;
+  /** The readable view is closed or cancelled. */
+  #readableEnded = false;
   #writable?: WritableStream<In>;
   #closingWrite?: Promise<void>;
   /** The last write that had to wait, while encoding one message. */
@@ -622,11 +676,13 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
   get readable(): ReadableStream<Out | Out[]> {
     if (this.#readable) return this.#readable;
     this.#claim("readable");
-    return this.#readable = new ReadableStream<Out | Out[]>({
+    return this.#readable = new MessageReadable<Out | Out[]>({
       pull: async (controller) => {
         const result = await this.next();
-        if (result.done) controller.close();
-        else {
+        if (result.done) {
+          this.#readableEnded = true;
+          controller.close();
+        } else {
           controller.enqueue(result.value);
           // The rest of the read's messages, decoded already: one pull per
           // socket read rather than per message (nothing more is read).
@@ -636,11 +692,68 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
         }
       },
       cancel: (reason) => {
+        this.#readableEnded = true;
         if (this.#messages) return this.#messages.cancel(reason);
         this.#port.cancel(reason);
       },
-    }, { highWaterMark: 0 });
+    }, this.#iterate);
   }
+
+  /**
+   * The readable's own async iteration (`for await`, `values()`): as the
+   * stream's, holding its lock, but once the stream has no message queued
+   * the messages come from this iterator, a function call each, rather than
+   * from a stream read each.
+   */
+  #iterate = (
+    reader: ReadableStreamDefaultReader<Out | Out[]>,
+    controller: ReadableStreamDefaultController<Out | Out[]>,
+    preventCancel: boolean,
+  ): AsyncIterableIterator<Out | Out[]> => {
+    let locked = true;
+    const release = () => {
+      if (locked) {
+        locked = false;
+        reader.releaseLock();
+      }
+    };
+    const settle = <R extends { done?: boolean }>(result: R): R => {
+      if (result.done) release();
+      return result;
+    };
+    const fail = (error: unknown): never => {
+      release();
+      throw error;
+    };
+    const iterator: AsyncIterableIterator<Out | Out[]> = {
+      next: () => {
+        if (!locked) return Promise.resolve(DONE);
+        // What the stream holds already comes first, and a stream that has
+        // ended (closed, cancelled or errored) answers for itself.
+        if (this.#readableEnded || controller.desiredSize !== 0) {
+          return reader.read().then(settle, fail) as Promise<
+            IteratorResult<Out | Out[]>
+          >;
+        }
+        if (this.#next < this.#queue.length) {
+          return Promise.resolve(this.#take());
+        }
+        return this.next().then(settle, fail);
+      },
+      return: async (value?: unknown) => {
+        if (locked) {
+          // As a stream's iterator does: leaving the loop cancels the
+          // stream, unless asked not to.
+          const cancelled = preventCancel ? undefined : reader.cancel(value);
+          release();
+          await cancelled;
+        }
+        return { done: true, value: value as Out };
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  };
 
   // -------------------------------------------------------------------------
   // Writing
@@ -754,14 +867,18 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
       start: (controller) => {
         this.#port.closed.catch((error) => controller.error(error));
       },
-      write: (message) =>
-        this.write(message).catch((error) => {
+      write: (message) => {
+        const written = this.write(message);
+        // Taken into the buffer: nothing to wait for, and no promise made.
+        if (written === RESOLVED) return;
+        return written.catch((error) => {
           // An encoder's error aborts the bytes, as a pipe would.
           if (!(error instanceof TypeError) || !this.#closingWrite) {
             this.#port.close(error);
           }
           throw error;
-        }),
+        });
+      },
       close: () => this.closeWrite(),
       abort: (reason) => this.#port.close(reason),
     });

@@ -651,3 +651,65 @@ Deno.test("framed(): an answer refused by the encoder while answers are held is 
   assert.equal(text(await new Response(peer.readable).bytes()), "one\ntri\n");
   messages.close();
 });
+
+/** framed(lines()) over in-memory bytes, with its readable. */
+function linesReadable(input: string, options?: { maxLineLength?: number }) {
+  return framed(
+    {
+      readable: ReadableStream.from([encoder.encode(input)]),
+      writable: new WritableStream(),
+    },
+    lines(options),
+  ).readable;
+}
+
+Deno.test("framed().readable iterated as a stream is: locked meanwhile, cancelled by break unless preventCancel, messages already queued in it first", async () => {
+  // Locked while iterated, as a stream's iteration holds its reader.
+  const readable = linesReadable("a\nb\nc\nd\n");
+  const seen: string[] = [];
+  for await (const line of readable) {
+    assert.equal(readable.locked, true);
+    assert.throws(() => readable.getReader(), TypeError);
+    seen.push(text(line));
+  }
+  assert.deepEqual(seen, ["a", "b", "c", "d"]);
+  assert.equal(readable.locked, false);
+
+  // A reader that read one message left the rest of the read queued in the
+  // stream: the loop after it gets them first, in order.
+  const mixed = linesReadable("1\n2\n3\n");
+  const reader = mixed.getReader();
+  assert.equal(text((await reader.read()).value!), "1");
+  reader.releaseLock();
+  assert.deepEqual(await Array.fromAsync(mixed, text), ["2", "3"]);
+
+  // preventCancel: a second loop goes on where the first left off.
+  const kept = linesReadable("x\ny\nz\n");
+  for await (const line of kept.values({ preventCancel: true })) {
+    assert.equal(text(line), "x");
+    break;
+  }
+  assert.equal(kept.locked, false);
+  assert.deepEqual(await Array.fromAsync(kept, text), ["y", "z"]);
+
+  // break without it cancels the stream: nothing more comes.
+  const cancelled = linesReadable("p\nq\n");
+  for await (const line of cancelled) {
+    assert.equal(text(line), "p");
+    break;
+  }
+  assert.deepEqual(await Array.fromAsync(cancelled), []);
+});
+
+Deno.test("framed().readable iterated as a stream ends with the decoder's error after every message before it, and stays errored", async () => {
+  const readable = linesReadable("ok\n" + "x".repeat(20) + "\n", {
+    maxLineLength: 8,
+  });
+  const seen: string[] = [];
+  await assert.rejects(async () => {
+    for await (const line of readable) seen.push(text(line));
+  }, FrameTooLargeError);
+  assert.deepEqual(seen, ["ok"]);
+  assert.equal(readable.locked, false);
+  await assert.rejects(readable.getReader().read(), FrameTooLargeError);
+});
