@@ -808,8 +808,9 @@ export class Connection implements Disposable, AsyncDisposable {
       buffer.length > this.#readSize * 4
     ) {
       // A busy connection's reads share a window, two or more to one, rather
-      // than each leaving a tail (a new window costs as much as a read);
-      // a quiet one's waits on a window of the read size.
+      // than each leaving a tail unused (fresh memory is most of what an owned
+      // read costs: bench/framed_bench.ts --steps); a quiet one's waits on a
+      // window of the read size, as small as its read.
       const size = this.#readSize;
       buffer = this.#carve = takeWindow(
         this.#lastRead < size >> 2

@@ -82,6 +82,8 @@ export class Status {
 export type Reply = Status | number | Uint8Array | null | Reply[];
 
 const OK = new Status("+OK");
+/** QUIT's reply: "+OK", and the sign for the loop to hang up. */
+const BYE = new Status("+OK");
 const PONG = new Status("+PONG");
 const NIL = encoder.encode("$-1\r\n");
 const CRLF = encoder.encode("\r\n");
@@ -92,6 +94,15 @@ function header(type: typeof DOLLAR | typeof STAR, length: number) {
   const text = () =>
     encoder.encode(`${String.fromCharCode(type)}${length}\r\n`);
   return length < 1024 ? headers[type][length] ??= text() : text();
+}
+
+/**
+ * The bytes from `start` to `end` as a view of the same memory: what
+ * `subarray()` gives, made faster (no species lookup), which counts when
+ * every argument of every command is one.
+ */
+function view(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start);
 }
 
 /** Copies `bytes` into `buffer` at `p`: the offset after, or -1 if full. */
@@ -273,7 +284,7 @@ export class CommandDecoder
           } ${bytes[end + 1]}`,
         );
       }
-      args[i] = bytes.subarray(start, end);
+      args[i] = view(bytes, start, end);
       p = end + 2;
     }
     emit(args);
@@ -294,7 +305,7 @@ export class CommandDecoder
       while (p < end && bytes[p] === SPACE) p++;
       const start = p;
       while (p < end && bytes[p] !== SPACE) p++;
-      if (p > start) args.push(bytes.subarray(start, p));
+      if (p > start) args.push(view(bytes, start, p));
     }
     // An empty line is no command: skipped, as Redis does.
     if (args.length > 0) emit(args);
@@ -380,26 +391,17 @@ export function resp(options: RespOptions = {}): Codec<Reply, Uint8Array[]> {
 // The server
 
 /**
- * A command's name as a number, so that matching it makes no string: five
- * bits a letter, either case; -1 for a name no command of ours has.
+ * Whether a command's `name` is `command` (upper-case letters), in either
+ * case: compared in place, so that matching a command makes no string.
  */
-function commandCode(name: Uint8Array): number {
-  if (name.length > 10) return -1;
-  let code = 0;
-  for (let i = 0; i < name.length; i++) {
-    const letter = (name[i]! | 0x20) - 0x60; // "a" or "A" is 1
-    if (letter < 1 || letter > 26) return -1;
-    code = code * 32 + letter;
+function is(name: Uint8Array, command: string): boolean {
+  if (name.length !== command.length) return false;
+  for (let i = 0; i < command.length; i++) {
+    // 0xdf clears the bit that makes a letter lower-case.
+    if ((name[i]! & 0xdf) !== command.charCodeAt(i)) return false;
   }
-  return code;
+  return true;
 }
-
-const Command = Object.fromEntries(
-  ["PING", "ECHO", "SET", "GET", "COMMAND", "CONFIG", "QUIT"].map((name) => [
-    name,
-    commandCode(encoder.encode(name)),
-  ]),
-);
 
 /** A key as a string of one character per byte: any bytes, a distinct key. */
 function keyOf(bytes: Uint8Array): string {
@@ -427,33 +429,32 @@ export function execute(
   args: Uint8Array[],
   store: Map<string, Uint8Array>,
 ): Reply {
-  switch (commandCode(args[0]!)) {
-    case Command.PING:
-      if (args.length > 2) return wrongArity("ping");
-      return args.length === 2 ? args[1]! : PONG;
-    case Command.ECHO:
-      return args.length === 2 ? args[1]! : wrongArity("echo");
-    case Command.SET:
-      if (args.length !== 3) return wrongArity("set");
-      store.set(keyOf(args[1]!), args[2]!.slice());
-      return OK;
-    case Command.GET:
-      if (args.length !== 2) return wrongArity("get");
-      return store.get(keyOf(args[1]!)) ?? null;
-    case Command.COMMAND: // redis-cli asks for the command docs: none here
-      return [];
-    case Command.CONFIG: // redis-benchmark asks for settings: each one empty
-      if (args.length !== 3 || commandCode(args[1]!) !== Command.GET) {
-        return wrongArity("config");
-      }
-      return [args[2]!, new Uint8Array(0)];
-    case Command.QUIT:
-      return OK;
-    default:
-      return new Status(
-        `-ERR unknown command '${new TextDecoder().decode(args[0]!)}'`,
-      );
+  const name = args[0]!;
+  if (is(name, "PING")) {
+    if (args.length > 2) return wrongArity("ping");
+    return args.length === 2 ? args[1]! : PONG;
   }
+  if (is(name, "ECHO")) {
+    return args.length === 2 ? args[1]! : wrongArity("echo");
+  }
+  if (is(name, "SET")) {
+    if (args.length !== 3) return wrongArity("set");
+    store.set(keyOf(args[1]!), args[2]!.slice());
+    return OK;
+  }
+  if (is(name, "GET")) {
+    if (args.length !== 2) return wrongArity("get");
+    return store.get(keyOf(args[1]!)) ?? null;
+  }
+  // redis-cli asks for the command docs: none here.
+  if (is(name, "COMMAND")) return [];
+  // redis-benchmark asks for settings: each one empty.
+  if (is(name, "CONFIG")) {
+    if (args.length !== 3 || !is(args[1]!, "GET")) return wrongArity("config");
+    return [args[2]!, new Uint8Array(0)];
+  }
+  if (is(name, "QUIT")) return BYE;
+  return new Status(`-ERR unknown command '${new TextDecoder().decode(name)}'`);
 }
 
 /**
@@ -475,8 +476,9 @@ export async function serveRedis(
     for await (const args of messages) {
       // Resolves at once while the write buffer has room; the replies to
       // one read's commands leave together when the loop asks for more.
-      await messages.write(execute(args, store));
-      if (commandCode(args[0]!) === Command.QUIT) break;
+      const reply = execute(args, store);
+      await messages.write(reply);
+      if (reply === BYE) break;
     }
   } catch (error) {
     // Every command before the broken one has been answered: say what
