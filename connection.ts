@@ -824,7 +824,13 @@ export class Connection implements Disposable, AsyncDisposable {
     const start = this.#carved;
     let n: number | null;
     try {
-      n = await this.#conn.read(buffer.subarray(start));
+      n = await this.#conn.read(
+        new Uint8Array(
+          buffer.buffer,
+          buffer.byteOffset + start,
+          buffer.length - start,
+        ),
+      );
     } catch (error) {
       return this.#readFailed(error);
     }
@@ -833,7 +839,7 @@ export class Connection implements Disposable, AsyncDisposable {
     this.#adapt(n, buffer.length - start);
     this.#carved = start + n;
     this.#lastRead = n;
-    return buffer.subarray(start, start + n);
+    return new Uint8Array(buffer.buffer, buffer.byteOffset + start, n);
   }
 
   /**

@@ -261,6 +261,23 @@ console.log(
     low >= 0.9 ? "met" : "missed"
   } (${low.toFixed(2)}×)`,
 );
+if (flags.steps) {
+  // Each shape against the same shape written by hand (its floor).
+  for (
+    const [name, floor] of [
+      ["framed", "steps-awaited"],
+      ["framed-batch", "steps-owned"],
+    ]
+  ) {
+    const ours = results.get(`${name} ${deepest}`)!;
+    const hand = results.get(`${floor} ${deepest}`)!;
+    console.log(
+      `${name} / ${floor} (the same shape by hand) at depth ${deepest}: ${
+        spread(ours.map((r, i) => r.rate / hand[i]!.rate))
+      }`,
+    );
+  }
+}
 console.log(
   `framed_bench: ${((performance.now() - started) / 1000).toFixed(0)} s`,
 );
