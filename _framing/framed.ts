@@ -472,6 +472,8 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
   #readable?: ReadableStream<Out | Out[]>;
   /** The readable view is closed or cancelled. */
   #readableEnded = false;
+  /** The readable view's pull is under way. */
+  #pulling = false;
   #writable?: WritableStream<In>;
   #closingWrite?: Promise<void>;
   /** The last write that had to wait, while encoding one message. */
@@ -678,7 +680,13 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
     this.#claim("readable");
     return this.#readable = new MessageReadable<Out | Out[]>({
       pull: async (controller) => {
-        const result = await this.next();
+        this.#pulling = true;
+        let result: IteratorResult<Out | Out[]>;
+        try {
+          result = await this.next();
+        } finally {
+          this.#pulling = false;
+        }
         if (result.done) {
           this.#readableEnded = true;
           controller.close();
@@ -728,9 +736,12 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
     const iterator: AsyncIterableIterator<Out | Out[]> = {
       next: () => {
         if (!locked) return Promise.resolve(DONE);
-        // What the stream holds already comes first, and a stream that has
-        // ended (closed, cancelled or errored) answers for itself.
-        if (this.#readableEnded || controller.desiredSize !== 0) {
+        // What the stream holds or is being given (by a pull a reader
+        // started) comes first, and a stream that has ended (closed,
+        // cancelled or errored) answers for itself.
+        if (
+          this.#pulling || this.#readableEnded || controller.desiredSize !== 0
+        ) {
           return reader.read().then(settle, fail) as Promise<
             IteratorResult<Out | Out[]>
           >;

@@ -713,3 +713,37 @@ Deno.test("framed().readable iterated as a stream ends with the decoder's error 
   assert.equal(readable.locked, false);
   await assert.rejects(readable.getReader().read(), FrameTooLargeError);
 });
+
+Deno.test("framed().readable: a loop started while a released reader's read is still being served gets every message in order", async () => {
+  // The second read's bytes arrive only once `send()` is called, so the
+  // released reader's pull is still under way when the loop starts.
+  let send!: () => void;
+  const asked = new Promise<void>((resolve) => send = resolve);
+  let pulls = 0;
+  let pulling!: () => void;
+  const underWay = new Promise<void>((resolve) => pulling = resolve);
+  const readable = framed(
+    {
+      readable: new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (pulls++ === 0) return controller.enqueue(encoder.encode("0\n"));
+          pulling();
+          await asked;
+          controller.enqueue(encoder.encode("1\n2\n3\n"));
+          controller.close();
+        },
+      }, { highWaterMark: 0 }),
+      writable: new WritableStream(),
+    },
+    lines(),
+  ).readable;
+  const reader = readable.getReader();
+  assert.equal(text((await reader.read()).value!), "0");
+  const pending = reader.read();
+  await underWay; // the readable's pull is reading the bytes
+  reader.releaseLock();
+  await assert.rejects(pending, TypeError);
+  const loop = Array.fromAsync(readable, text);
+  send();
+  assert.deepEqual(await loop, ["1", "2", "3"]);
+});
