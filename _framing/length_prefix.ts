@@ -142,6 +142,18 @@ export class LengthPrefixDecoder
     const header = layout.header;
     const n = chunk.length;
     let i = 0;
+    if (this.#skip === 0 && this.#body === undefined && this.#headFill === 0) {
+      // Whole frames in place, nothing held: the common case, kept tight.
+      const limit = layout.limit;
+      const kept = layout.keepHeader ? 0 : header;
+      while (n - i >= header) {
+        const payload = this.#payloadLength(chunk, i);
+        const end = i + header + payload;
+        if (payload > limit || end > n) break;
+        emit(view(chunk, i + kept, end));
+        i = end;
+      }
+    }
     while (i < n) {
       if (this.#skip > 0) {
         const take = Math.min(this.#skip, n - i);
@@ -381,6 +393,24 @@ export class LengthPrefixEncoder implements SyncEncoder<Uint8Array | string> {
     offset: number,
   ): number {
     const layout = this.#layout;
+    if (message instanceof Uint8Array && !layout.keepHeader) {
+      // Bytes after a header of ours: the common case, kept tight.
+      const length = message.length;
+      const start = offset + layout.header;
+      if (start + length > buffer.length) return -1;
+      this.#check(length);
+      if (length <= 16) {
+        for (let i = 0; i < length; i++) buffer[start + i] = message[i]!;
+      } else buffer.set(message, start);
+      writeField(
+        buffer,
+        offset,
+        layout.width,
+        layout.littleEndian,
+        length - layout.adjustment + layout.counted,
+      );
+      return start + length;
+    }
     const start = layout.keepHeader ? offset : offset + layout.header;
     if (start > buffer.length) return -1;
     const end = writeMessage(message, buffer, start, 0, "frame");

@@ -430,6 +430,23 @@ Deno.test("encodeInto() writes exactly what transform() emits, refuses what it r
       "1-byte little-endian, header kept",
       new LengthPrefixEncoder({ lengthFieldBytes: 1, keepHeader: true }),
     ],
+    [
+      "2-byte little-endian, length includes header",
+      new LengthPrefixEncoder({
+        lengthFieldBytes: 2,
+        littleEndian: true,
+        lengthIncludesHeader: true,
+      }),
+    ],
+    [
+      "8-byte, adjusted, at most 100 bytes",
+      new LengthPrefixEncoder({
+        lengthFieldBytes: 8,
+        lengthAdjustment: -2,
+        maxEncodedLength: 100,
+      }),
+    ],
+    ["dns", new LengthPrefixEncoder("dns")],
   ];
   const messages: (string | Uint8Array)[] = [
     "",
