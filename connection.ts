@@ -51,7 +51,7 @@ import type {
   ConnectionOptions,
   ConnectionState,
 } from "./_connection/options.ts";
-import { concat } from "./_connection/bytes.ts";
+import { concat, copyBytes, view } from "./_connection/bytes.ts";
 import {
   type BytePort,
   type EncodesInto,
@@ -106,7 +106,7 @@ function takeWindow(size: number): Uint8Array {
     arena = new Uint8Array(ARENA);
     arenaUsed = 0;
   }
-  const window = new Uint8Array(arena.buffer, arenaUsed, size);
+  const window = view(arena, arenaUsed, arenaUsed + size);
   arenaUsed += size;
   return window;
 }
@@ -824,13 +824,7 @@ export class Connection implements Disposable, AsyncDisposable {
     const start = this.#carved;
     let n: number | null;
     try {
-      n = await this.#conn.read(
-        new Uint8Array(
-          buffer.buffer,
-          buffer.byteOffset + start,
-          buffer.length - start,
-        ),
-      );
+      n = await this.#conn.read(view(buffer, start, buffer.length));
     } catch (error) {
       return this.#readFailed(error);
     }
@@ -839,7 +833,7 @@ export class Connection implements Disposable, AsyncDisposable {
     this.#adapt(n, buffer.length - start);
     this.#carved = start + n;
     this.#lastRead = n;
-    return new Uint8Array(buffer.buffer, buffer.byteOffset + start, n);
+    return view(buffer, start, start + n);
   }
 
   /**
@@ -1130,10 +1124,7 @@ export class Connection implements Disposable, AsyncDisposable {
       }
       const data = last.data;
       const at = last.length;
-      // A few bytes are copied faster by hand than by a call to set().
-      if (chunk.length <= 16) {
-        for (let i = 0; i < chunk.length; i++) data[at + i] = chunk[i]!;
-      } else data.set(chunk, at);
+      copyBytes(chunk, data, at);
       last.length = needed;
     } else if (owned) {
       this.#segments.push({ data: chunk, length: chunk.length, fixed: true });

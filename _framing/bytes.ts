@@ -7,6 +7,9 @@
  */
 
 import { FrameTooLargeError } from "../_errors.ts";
+import { copyBytes } from "../_connection/bytes.ts";
+
+export { view } from "../_connection/bytes.ts";
 
 export const LF = 0x0a;
 export const CR = 0x0d;
@@ -15,19 +18,6 @@ export const NEWLINE = new Uint8Array([LF]);
 export const CRLF = new Uint8Array([CR, LF]);
 /** First buffer for a message or frame that spans chunks; it then doubles. */
 export const INITIAL_BUFFER = 1024;
-
-/**
- * The bytes of `bytes` from `start` to `end`, as a new view of the same
- * memory: what `subarray()` gives, at two thirds of its cost (it skips the
- * species lookup), which counts when a view is made for every message.
- */
-export function view(
-  bytes: Uint8Array,
-  start: number,
-  end: number,
-): Uint8Array {
-  return new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start);
-}
 
 /** A message as bytes: a string UTF-8 encoded, a `Uint8Array` as it is. */
 export function toBytes(
@@ -119,8 +109,6 @@ export function writeMessage(
   }
   if (!(message instanceof Uint8Array)) toBytes(message, what); // throws
   if (offset + message.length > room) return -1;
-  if (message.length <= 16) {
-    for (let i = 0; i < message.length; i++) buffer[offset + i] = message[i]!;
-  } else buffer.set(message, offset);
+  copyBytes(message, buffer, offset);
   return offset + message.length;
 }

@@ -783,16 +783,14 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
     if (this.#encodeInto) {
       let written: Promise<void> | undefined | false;
       try {
+        // Into the held segment while replies are held, else the buffer.
         written = this.#held ? this.#writeHeld(message) : false;
-        if (written === undefined) return RESOLVED;
-        if (written !== false) {
-          written.catch(noop);
-          return written;
+        if (written === false) {
+          written = this.#port.encode(
+            this.#encoder as unknown as EncodesInto<In>,
+            message,
+          );
         }
-        written = this.#port.encode(
-          this.#encoder as unknown as EncodesInto<In>,
-          message,
-        );
       } catch (error) {
         return Promise.reject(error);
       }

@@ -12,6 +12,7 @@ import {
   SyncTransformStream,
 } from "../sync_transform.ts";
 import { INITIAL_BUFFER, toBytes, view, writeMessage } from "./bytes.ts";
+import { copyBytes } from "../_connection/bytes.ts";
 import type { SyncEncoder } from "./sync_encoder.ts";
 import {
   type LengthPrefixOptions,
@@ -142,18 +143,6 @@ export class LengthPrefixDecoder
     const header = layout.header;
     const n = chunk.length;
     let i = 0;
-    if (this.#skip === 0 && this.#body === undefined && this.#headFill === 0) {
-      // Whole frames in place, nothing held: the common case, kept tight.
-      const limit = layout.limit;
-      const kept = layout.keepHeader ? 0 : header;
-      while (n - i >= header) {
-        const payload = this.#payloadLength(chunk, i);
-        const end = i + header + payload;
-        if (payload > limit || end > n) break;
-        emit(view(chunk, i + kept, end));
-        i = end;
-      }
-    }
     while (i < n) {
       if (this.#skip > 0) {
         const take = Math.min(this.#skip, n - i);
@@ -399,9 +388,7 @@ export class LengthPrefixEncoder implements SyncEncoder<Uint8Array | string> {
       const start = offset + layout.header;
       if (start + length > buffer.length) return -1;
       this.#check(length);
-      if (length <= 16) {
-        for (let i = 0; i < length; i++) buffer[start + i] = message[i]!;
-      } else buffer.set(message, start);
+      copyBytes(message, buffer, start);
       writeField(
         buffer,
         offset,
