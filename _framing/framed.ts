@@ -20,6 +20,7 @@ import {
   SyncTransformStream,
 } from "../sync_transform.ts";
 import { StreamPort } from "./stream_port.ts";
+import { MessageReadable, MessageWritable } from "./stream_views.ts";
 import type { Codec } from "./codec.ts";
 import type { OversizeOptions } from "./options.ts";
 
@@ -393,58 +394,6 @@ const DONE: IteratorResult<never> = Object.freeze({
   done: true,
   value: undefined,
 });
-
-/**
- * The readable view of {@linkcode framed}: a `ReadableStream` (with no
- * queue of its own: `highWaterMark` 0) whose async iteration is handed to
- * `iterate`, which holds the stream's lock as the stream's own iteration
- * does. Everything else, `pipeThrough()` among it, is the stream's.
- */
-class MessageReadable<T> extends ReadableStream<T> {
-  readonly #iterate: (
-    reader: ReadableStreamDefaultReader<T>,
-    controller: ReadableStreamDefaultController<T>,
-    preventCancel: boolean,
-  ) => AsyncIterableIterator<T>;
-  readonly #controller: ReadableStreamDefaultController<T>;
-
-  constructor(
-    source: UnderlyingDefaultSource<T>,
-    iterate: (
-      reader: ReadableStreamDefaultReader<T>,
-      controller: ReadableStreamDefaultController<T>,
-      preventCancel: boolean,
-    ) => AsyncIterableIterator<T>,
-  ) {
-    let controller: ReadableStreamDefaultController<T> | undefined;
-    super({
-      ...source,
-      start: (c) => {
-        controller = c;
-      },
-    }, { highWaterMark: 0 });
-    this.#controller = controller!;
-    this.#iterate = iterate;
-  }
-
-  override values(
-    options?: ReadableStreamIteratorOptions,
-  ): AsyncIterableIterator<T> {
-    // Throws, as the stream's own does, while it is locked.
-    const reader = this.getReader();
-    return this.#iterate(
-      reader,
-      this.#controller,
-      options?.preventCancel === true,
-    );
-  }
-
-  override [Symbol.asyncIterator](
-    options?: ReadableStreamIteratorOptions,
-  ): AsyncIterableIterator<T> {
-    return this.values(options);
-  }
-}
 
 /**
  * The {@linkcode Framed} behind `framed()`: a decoded-message queue filled
@@ -874,7 +823,7 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
   }
 
   get writable(): WritableStream<In> {
-    return this.#writable ??= new WritableStream<In>({
+    return this.#writable ??= new MessageWritable<In>({
       start: (controller) => {
         this.#port.closed.catch((error) => controller.error(error));
       },
@@ -883,15 +832,29 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
         // Taken into the buffer: nothing to wait for, and no promise made.
         if (written === RESOLVED) return;
         return written.catch((error) => {
-          // An encoder's error aborts the bytes, as a pipe would.
-          if (!(error instanceof TypeError) || !this.#closingWrite) {
-            this.#port.close(error);
-          }
+          this.#writeFailed(error);
           throw error;
         });
       },
       close: () => this.closeWrite(),
       abort: (reason) => this.#port.close(reason),
+    }, {
+      // A writer's writes come here directly while the stream is idle.
+      write: (message) => {
+        const written = this.write(message);
+        return written === RESOLVED ? undefined : written;
+      },
+      failed: (error, controller) => {
+        this.#writeFailed(error);
+        controller.error(error);
+      },
     });
+  }
+
+  /** The writable view's write failed: an encoder's error aborts the bytes, as a pipe would. */
+  #writeFailed(error: unknown): void {
+    if (!(error instanceof TypeError) || !this.#closingWrite) {
+      this.#port.close(error);
+    }
   }
 }

@@ -764,3 +764,87 @@ Deno.test("framed().readable: a loop started while a released reader's read is s
   send();
   assert.deepEqual(await loop, ["1", "2", "3"]);
 });
+
+Deno.test("framed().writable: a writer's writes, a pipe's after it and close() leave in order, whole", async () => {
+  const [server, client] = connPair();
+  await using peer = new Connection(client);
+  const messages = framed(server, lines());
+  const writer = messages.writable.getWriter();
+  assert.equal(writer.desiredSize, 1);
+  await writer.write("a");
+  void writer.write("b");
+  await writer.ready;
+  writer.releaseLock();
+  await assert.rejects(writer.write("late"), TypeError);
+  // A pipe takes the stream's own way, after what the writer wrote.
+  await ReadableStream.from(["c", "d"]).pipeTo(messages.writable, {
+    preventClose: true,
+  });
+  const again = messages.writable.getWriter();
+  await again.write("e");
+  const closing = again.close();
+  await assert.rejects(again.write("after close"), TypeError);
+  await closing;
+  assert.equal(
+    text(await new Response(peer.readable).bytes()),
+    "a\nb\nc\nd\ne\n",
+  );
+  messages.close();
+});
+
+Deno.test("framed().writable: a writer's desiredSize and ready say when a write waits for room, and the bytes stay bounded", async () => {
+  const [server, client] = connPair({ bufferSize: 1024 });
+  const connection = new Connection(server, { writeBufferSize: 4096 });
+  const messages = framed(connection, lines());
+  const writer = messages.writable.getWriter();
+  const line = "z".repeat(1023);
+  let written = 0;
+  // Writes until the pair's buffer and the write buffer are full: the
+  // in-memory pair moves bytes without timers, so a write still pending
+  // after a macrotask turn waits for the peer.
+  let waiting: Promise<void> | undefined;
+  while (written < 100 && waiting === undefined) {
+    const write = writer.write(line);
+    written++;
+    let settled = false;
+    write.then(() => void (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    if (!settled) waiting = write;
+  }
+  assert.ok(waiting, `all ${written} writes taken`);
+  assert.equal(writer.desiredSize, 0);
+  assert.ok(
+    connection.bufferedAmount <= 4096 + 1024,
+    `${connection.bufferedAmount}`,
+  );
+  let ready = false;
+  const readied = writer.ready.then(() => void (ready = true));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(ready, false);
+  // The peer reads: the write, ready and desiredSize follow.
+  await using peer = new Connection(client);
+  const reading = new Response(peer.readable).bytes();
+  await waiting;
+  await readied;
+  assert.equal(writer.desiredSize, 1);
+  await writer.close();
+  assert.equal((await reading).length, written * 1024);
+  connection.close();
+});
+
+Deno.test("framed().writable: a writer's refused message errors the stream with that error and closes the connection", async () => {
+  const [server, client] = connPair();
+  await using peer = new Connection(client);
+  const messages = framed(server, lines({ maxEncodedLength: 4 }));
+  const writer = messages.writable.getWriter();
+  await writer.write("four");
+  const refused = writer.write("fives");
+  await assert.rejects(refused, FrameTooLargeError);
+  await assert.rejects(writer.closed, FrameTooLargeError);
+  assert.equal(writer.desiredSize, null);
+  await assert.rejects(writer.write("more"), FrameTooLargeError);
+  // What was accepted before went first; the connection ends after it.
+  const received = await new Response(peer.readable).bytes().catch(() => null);
+  assert.ok(received === null || text(received) === "four\n");
+  messages.close();
+});
