@@ -20,7 +20,11 @@ import {
   SyncTransformStream,
 } from "../sync_transform.ts";
 import { StreamPort } from "./stream_port.ts";
-import { MessageReadable, MessageWritable } from "./stream_views.ts";
+import {
+  MessageReadable,
+  type MessageSource,
+  MessageWritable,
+} from "./stream_views.ts";
 import type { Codec } from "./codec.ts";
 import type { OversizeOptions } from "./options.ts";
 
@@ -39,8 +43,13 @@ import type { OversizeOptions } from "./options.ts";
  *   comes back for more (or as soon as the buffer fills); the answer to a
  *   read that brought a single message leaves as it is written.
  * - `readable` and `writable` are web-stream views of the same, built when
- *   first used, for `pipeThrough()` composition; the readable and the
- *   iterator cannot be mixed.
+ *   first used, for `pipeThrough()` composition and the reader/writer shape
+ *   of 0.2; the readable and the iterator cannot be mixed. Their own
+ *   iteration, default readers and writers take the message path directly
+ *   (a function call per message, not a stream chunk) while the stream has
+ *   nothing queued of its own, so `for await (... of readable)`,
+ *   `reader.read()` and `writer.write()` pay no stream chunk per message
+ *   either.
  * - A message is a view of the memory its read came in (never reused, so it
  *   stays valid), which it shares with other reads: `slice()` what you keep
  *   for long, so that a few bytes kept do not keep their neighbours.
@@ -136,7 +145,8 @@ export interface Framed<In = Uint8Array, Out = Uint8Array>
   /**
    * The messages we send, as a stream, built when first used; closing it is
    * {@linkcode Framed.closeWrite}, aborting it closes the connection, and an
-   * encoder's error aborts it (as a pipe would).
+   * encoder's error aborts it (as a pipe would). Its writers' `ready` and
+   * `desiredSize` say when a write waits for room in the write buffer.
    */
   readonly writable: WritableStream<In>;
 }
@@ -655,66 +665,49 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
         if (this.#messages) return this.#messages.cancel(reason);
         this.#port.cancel(reason);
       },
-    }, this.#iterate);
+    }, this.#readNow as MessageSource<Out | Out[]>);
   }
 
   /**
-   * The readable's own async iteration (`for await`, `values()`): as the
-   * stream's, holding its lock, but once the stream has no message queued
-   * the messages come from this iterator, a function call each, rather than
-   * from a stream read each.
+   * The readable's default readers and own async iteration (`for await`,
+   * `values()`): while the stream has no message queued and no pull is
+   * under way, the messages come from here, a function call each, rather
+   * than from a stream read each. The stream is closed or errored as the
+   * messages end, as its pull would.
    */
-  #iterate = (
-    reader: ReadableStreamDefaultReader<Out | Out[]>,
-    controller: ReadableStreamDefaultController<Out | Out[]>,
-    preventCancel: boolean,
-  ): AsyncIterableIterator<Out | Out[]> => {
-    let locked = true;
-    const release = () => {
-      if (locked) {
-        locked = false;
-        reader.releaseLock();
-      }
-    };
-    const settle = <R extends { done?: boolean }>(result: R): R => {
-      if (result.done) release();
-      return result;
-    };
-    const fail = (error: unknown): never => {
-      release();
-      throw error;
-    };
-    const iterator: AsyncIterableIterator<Out | Out[]> = {
-      next: () => {
-        if (!locked) return Promise.resolve(DONE);
-        // What the stream holds or is being given (by a pull a reader
-        // started) comes first, and a stream that has ended (closed,
-        // cancelled or errored) answers for itself.
-        if (
-          this.#pulling || this.#readableEnded || controller.desiredSize !== 0
-        ) {
-          return reader.read().then(settle, fail) as Promise<
-            IteratorResult<Out | Out[]>
-          >;
+  #readNow = {
+    read: (
+      controller: ReadableStreamDefaultController<Out | Out[]>,
+      ended?: () => void,
+      reader?: { released: boolean },
+    ):
+      | IteratorResult<Out | Out[]>
+      | Promise<IteratorResult<Out | Out[]>>
+      | undefined => {
+      if (
+        this.#pulling || this.#readableEnded || this.#filling ||
+        controller.desiredSize !== 0
+      ) return undefined;
+      if (this.#next < this.#queue.length) return this.#take();
+      return this.next().then((result) => {
+        if (result.done) {
+          if (!this.#readableEnded) {
+            this.#readableEnded = true;
+            controller.close();
+          }
+          ended?.();
+        } else if (reader?.released) {
+          // Its reader let go before the read came: the messages stay for
+          // the next one (nothing else has taken any since).
+          this.#next = 0;
         }
-        if (this.#next < this.#queue.length) {
-          return Promise.resolve(this.#take());
-        }
-        return this.next().then(settle, fail);
-      },
-      return: async (value?: unknown) => {
-        if (locked) {
-          // As a stream's iterator does: leaving the loop cancels the
-          // stream, unless asked not to.
-          const cancelled = preventCancel ? undefined : reader.cancel(value);
-          release();
-          await cancelled;
-        }
-        return { done: true, value: value as Out };
-      },
-      [Symbol.asyncIterator]: () => iterator,
-    };
-    return iterator;
+        return result;
+      }, (error) => {
+        controller.error(error);
+        ended?.();
+        throw error;
+      });
+    },
   };
 
   // -------------------------------------------------------------------------

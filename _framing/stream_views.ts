@@ -12,27 +12,39 @@
 const RESOLVED = Promise.resolve();
 
 /**
+ * What the readable view's readers and iteration call: the message path.
+ */
+export interface MessageSource<T> {
+  /**
+   * The next message straight from the message path: at once when one is
+   * decoded already, else the promise of the next read's first; or
+   * `undefined` when the stream must answer for itself (it holds messages,
+   * a pull is giving it some, a read is under way, or it has ended).
+   *
+   * When the messages end this way, the source closes (or errors) the
+   * stream through `controller`, then calls `ended`. When `reader.released`
+   * is true by the time a read's message comes, the source keeps the
+   * message for the next reader and settles the promise with a rejection.
+   */
+  read(
+    controller: ReadableStreamDefaultController<T>,
+    ended?: () => void,
+    reader?: { released: boolean },
+  ): IteratorResult<T> | Promise<IteratorResult<T>> | undefined;
+}
+
+/**
  * The readable view: a `ReadableStream` (with no queue of its own:
- * `highWaterMark` 0) whose async iteration is handed to `iterate`, which
- * holds the stream's lock as the stream's own iteration does. Everything
- * else, `pipeThrough()` among it, is the stream's.
+ * `highWaterMark` 0) whose default readers (`getReader()`) and own async
+ * iteration take each message from `source` while the stream has none
+ * queued, instead of a pull and a stream chunk each. Everything else,
+ * `pipeThrough()` among it, is the stream's.
  */
 export class MessageReadable<T> extends ReadableStream<T> {
-  readonly #iterate: (
-    reader: ReadableStreamDefaultReader<T>,
-    controller: ReadableStreamDefaultController<T>,
-    preventCancel: boolean,
-  ) => AsyncIterableIterator<T>;
+  readonly #source: MessageSource<T>;
   readonly #controller: ReadableStreamDefaultController<T>;
 
-  constructor(
-    source: UnderlyingDefaultSource<T>,
-    iterate: (
-      reader: ReadableStreamDefaultReader<T>,
-      controller: ReadableStreamDefaultController<T>,
-      preventCancel: boolean,
-    ) => AsyncIterableIterator<T>,
-  ) {
+  constructor(source: UnderlyingDefaultSource<T>, messages: MessageSource<T>) {
     let controller: ReadableStreamDefaultController<T> | undefined;
     super({
       ...source,
@@ -41,25 +53,137 @@ export class MessageReadable<T> extends ReadableStream<T> {
       },
     }, { highWaterMark: 0 });
     this.#controller = controller!;
-    this.#iterate = iterate;
+    this.#source = messages;
+  }
+
+  override getReader(options: { mode: "byob" }): ReadableStreamBYOBReader;
+  override getReader(): ReadableStreamDefaultReader<T>;
+  override getReader(
+    options?: ReadableStreamGetReaderOptions,
+  ): ReadableStreamReader<T>;
+  override getReader(
+    options?: ReadableStreamGetReaderOptions,
+  ): ReadableStreamReader<T> {
+    // A BYOB reader is refused by the stream itself (it is not a byte
+    // stream); the default one throws, as the stream's does, while locked.
+    if (options?.mode !== undefined) return super.getReader(options);
+    return new MessageReader<T>(
+      this as ReadableStream<T>,
+      this.#source,
+      this.#controller,
+    );
   }
 
   override values(
     options?: ReadableStreamIteratorOptions,
   ): AsyncIterableIterator<T> {
-    // Throws, as the stream's own does, while it is locked.
-    const reader = this.getReader();
-    return this.#iterate(
-      reader,
-      this.#controller,
-      options?.preventCancel === true,
-    );
+    const reader = this.getReader() as MessageReader<T>;
+    return reader.iterate(options?.preventCancel === true);
   }
 
   override [Symbol.asyncIterator](
     options?: ReadableStreamIteratorOptions,
   ): AsyncIterableIterator<T> {
     return this.values(options);
+  }
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({
+  done: true,
+  value: undefined,
+});
+
+/**
+ * A default reader of {@linkcode MessageReadable}: the stream's own, whose
+ * `read()` takes the next message from the message path while the stream
+ * has none queued; and the stream's async iteration over it.
+ */
+class MessageReader<T> extends ReadableStreamDefaultReader<T> {
+  readonly #source: MessageSource<T>;
+  readonly #controller: ReadableStreamDefaultController<T>;
+  #locked = true;
+  /** `released` is set when the lock is: reads under way are refused. */
+  #token = { released: false };
+  /** How each read under way from the message path is refused. */
+  readonly #refusals = new Set<(error: TypeError) => void>();
+
+  constructor(
+    stream: ReadableStream<T>,
+    source: MessageSource<T>,
+    controller: ReadableStreamDefaultController<T>,
+  ) {
+    super(stream);
+    this.#source = source;
+    this.#controller = controller;
+  }
+
+  override read(): Promise<ReadableStreamReadResult<T>> {
+    if (!this.#locked) return super.read();
+    const next = this.#source.read(this.#controller, undefined, this.#token);
+    if (next === undefined) return super.read();
+    if (!(next instanceof Promise)) {
+      return Promise.resolve(next as ReadableStreamReadResult<T>);
+    }
+    // A read of the socket: refused at once, as the stream's own reads
+    // are, if the lock is released before it ends.
+    return new Promise((resolve, reject) => {
+      this.#refusals.add(reject);
+      (next as Promise<ReadableStreamReadResult<T>>).then(resolve, reject)
+        .finally(() => this.#refusals.delete(reject));
+    });
+  }
+
+  override releaseLock(): void {
+    this.#locked = false;
+    this.#token.released = true;
+    super.releaseLock();
+    for (const refuse of this.#refusals) {
+      refuse(
+        new TypeError("Cannot read framed message as the reader was released"),
+      );
+    }
+    this.#refusals.clear();
+  }
+
+  /**
+   * The stream's async iteration over this reader, as the stream's own:
+   * the lock is released at the end, and leaving the loop cancels the
+   * stream unless `preventCancel`.
+   */
+  iterate(preventCancel: boolean): AsyncIterableIterator<T> {
+    const release = () => {
+      if (this.#locked) this.releaseLock();
+    };
+    const settle = (result: ReadableStreamReadResult<T>) => {
+      if (result.done) release();
+      return result;
+    };
+    const fail = (error: unknown): never => {
+      release();
+      throw error;
+    };
+    const iterator: AsyncIterableIterator<T> = {
+      next: () => {
+        if (!this.#locked) return Promise.resolve(DONE);
+        const next = this.#source.read(this.#controller, release);
+        if (next === undefined) {
+          return super.read().then(settle, fail) as Promise<IteratorResult<T>>;
+        }
+        return next instanceof Promise ? next : Promise.resolve(next);
+      },
+      return: async (value?: unknown) => {
+        if (this.#locked) {
+          // As the stream's own iteration: leaving the loop cancels the
+          // stream, unless asked not to.
+          const cancelled = preventCancel ? undefined : this.cancel(value);
+          release();
+          await cancelled;
+        }
+        return { done: true, value: value as T };
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
   }
 }
 

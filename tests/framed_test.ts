@@ -733,7 +733,7 @@ Deno.test("framed().readable iterated as a stream ends with the decoder's error 
 
 Deno.test("framed().readable: a loop started while a released reader's read is still being served gets every message in order", async () => {
   // The second read's bytes arrive only once `send()` is called, so the
-  // released reader's pull is still under way when the loop starts.
+  // released reader's read of them is still under way when the loop starts.
   let send!: () => void;
   const asked = new Promise<void>((resolve) => send = resolve);
   let pulls = 0;
@@ -757,12 +757,40 @@ Deno.test("framed().readable: a loop started while a released reader's read is s
   const reader = readable.getReader();
   assert.equal(text((await reader.read()).value!), "0");
   const pending = reader.read();
-  await underWay; // the readable's pull is reading the bytes
+  await underWay; // the reader's read is reading the bytes
   reader.releaseLock();
   await assert.rejects(pending, TypeError);
   const loop = Array.fromAsync(readable, text);
   send();
   assert.deepEqual(await loop, ["1", "2", "3"]);
+});
+
+Deno.test("framed().readable: a reader gets every message in order across reads, then done, and its closed settles as the stream's would", async () => {
+  const [server, client] = connPair({ seed: 3 });
+  await using peer = new Connection(client);
+  const readable = framed(server, lines()).readable;
+  const reader = readable.getReader();
+  const sending = (async () => {
+    for (let i = 0; i < 50; i++) await peer.write(encoder.encode(`${i}\n`));
+    await peer.closeWrite();
+  })();
+  const seen: string[] = [];
+  for (let r; !(r = await reader.read()).done;) seen.push(text(r.value));
+  await sending;
+  assert.deepEqual(seen, Array.from({ length: 50 }, (_, i) => `${i}`));
+  assert.deepEqual(await reader.read(), { done: true, value: undefined });
+  await reader.closed;
+  reader.releaseLock();
+  assert.deepEqual(await Array.fromAsync(readable), []);
+
+  // A decoder's error: the messages before it, then the error, for good.
+  const failing = linesReadable("ok\n" + "x".repeat(20) + "\n", {
+    maxLineLength: 8,
+  }).getReader();
+  assert.equal(text((await failing.read()).value!), "ok");
+  await assert.rejects(failing.read(), FrameTooLargeError);
+  await assert.rejects(failing.closed, FrameTooLargeError);
+  await assert.rejects(failing.read(), FrameTooLargeError);
 });
 
 Deno.test("framed().writable: a writer's writes, a pipe's after it and close() leave in order, whole", async () => {
