@@ -1171,7 +1171,7 @@ export class Connection implements Disposable, AsyncDisposable {
         await this.#sendBytes(
           segment.length === segment.data.length
             ? segment.data
-            : segment.data.subarray(0, segment.length),
+            : view(segment.data, 0, segment.length),
         );
         this.#inFlight = undefined;
         this.#segments.shift();
