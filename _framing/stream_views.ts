@@ -105,7 +105,7 @@ class MessageReader<T> extends ReadableStreamDefaultReader<T> {
   /** `released` is set when the lock is: reads under way are refused. */
   #token = { released: false };
   /** How each read under way from the message path is refused. */
-  readonly #refusals = new Set<(error: TypeError) => void>();
+  #refusals?: Set<(error: TypeError) => void>;
 
   constructor(
     stream: ReadableStream<T>,
@@ -127,9 +127,10 @@ class MessageReader<T> extends ReadableStreamDefaultReader<T> {
     // A read of the socket: refused at once, as the stream's own reads
     // are, if the lock is released before it ends.
     return new Promise((resolve, reject) => {
-      this.#refusals.add(reject);
+      const refusals = this.#refusals ??= new Set();
+      refusals.add(reject);
       (next as Promise<ReadableStreamReadResult<T>>).then(resolve, reject)
-        .finally(() => this.#refusals.delete(reject));
+        .finally(() => refusals.delete(reject));
     });
   }
 
@@ -137,12 +138,12 @@ class MessageReader<T> extends ReadableStreamDefaultReader<T> {
     this.#locked = false;
     this.#token.released = true;
     super.releaseLock();
-    for (const refuse of this.#refusals) {
+    for (const refuse of this.#refusals ?? []) {
       refuse(
         new TypeError("Cannot read framed message as the reader was released"),
       );
     }
-    this.#refusals.clear();
+    this.#refusals = undefined;
   }
 
   /**
