@@ -22,8 +22,14 @@ import {
 import { StreamPort } from "./stream_port.ts";
 import {
   MessageReadable,
+  type MessageSink,
   type MessageSource,
   MessageWritable,
+  READ_NOW,
+  RELEASED,
+  type ReleaseFlag,
+  WRITE_FAILED,
+  WRITE_NOW,
 } from "./stream_views.ts";
 import type { Codec } from "./codec.ts";
 import type { OversizeOptions } from "./options.ts";
@@ -409,7 +415,11 @@ const DONE: IteratorResult<never> = Object.freeze({
  * The {@linkcode Framed} behind `framed()`: a decoded-message queue filled
  * one socket read at a time, and writes encoded straight into the port.
  */
-class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
+class FramedMessages<In, Out>
+  implements
+    Framed<In, Out | Out[]>,
+    MessageSource<Out | Out[]>,
+    MessageSink<In> {
   readonly #port: BytePort;
   readonly #batch: boolean;
   #decoder?: SyncTransformer<Uint8Array, Out>;
@@ -431,11 +441,13 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
   #failure?: { error: unknown };
   #filling?: Promise<IteratorResult<Out | Out[]>>;
   #readable?: ReadableStream<Out | Out[]>;
+  #readController?: ReadableStreamDefaultController<Out | Out[]>;
   /** The readable view is closed or cancelled. */
   #readableEnded = false;
   /** The readable view's pull is under way. */
   #pulling = false;
   #writable?: WritableStream<In>;
+  #writeController?: WritableStreamDefaultController;
   #closingWrite?: Promise<void>;
   /** The last write that had to wait, while encoding one message. */
   #wait?: Promise<void>;
@@ -640,6 +652,10 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
     if (this.#readable) return this.#readable;
     this.#claim("readable");
     return this.#readable = new MessageReadable<Out | Out[]>({
+      start: (controller) => {
+        this.#readController = controller;
+        this.#makeViewHandlers();
+      },
       pull: async (controller) => {
         this.#pulling = true;
         let result: IteratorResult<Out | Out[]>;
@@ -665,50 +681,67 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
         if (this.#messages) return this.#messages.cancel(reason);
         this.#port.cancel(reason);
       },
-    }, this.#readNow as MessageSource<Out | Out[]>);
+    }, this);
   }
 
   /**
-   * The readable's default readers and own async iteration (`for await`,
-   * `values()`): while the stream has no message queued and no pull is
-   * under way, the messages come from here, a function call each, rather
-   * than from a stream read each. The stream is closed or errored as the
-   * messages end, as its pull would.
+   * For the readable's default readers and own async iteration (`for
+   * await`, `values()`): while the stream has no message queued and no pull
+   * is under way, the messages come from here, a function call each, rather
+   * than from a stream read each.
    */
-  #readNow = {
-    read: (
-      controller: ReadableStreamDefaultController<Out | Out[]>,
-      ended?: () => void,
-      reader?: { released: boolean },
-    ):
-      | IteratorResult<Out | Out[]>
-      | Promise<IteratorResult<Out | Out[]>>
-      | undefined => {
-      if (
-        this.#pulling || this.#readableEnded || this.#filling ||
-        controller.desiredSize !== 0
-      ) return undefined;
-      if (this.#next < this.#queue.length) return this.#take();
-      return this.next().then((result) => {
-        if (result.done) {
-          if (!this.#readableEnded) {
-            this.#readableEnded = true;
-            controller.close();
-          }
-          ended?.();
-        } else if (reader?.released) {
-          // Its reader let go before the read came: the messages stay for
-          // the next one (nothing else has taken any since).
-          this.#next = 0;
+  [READ_NOW](
+    ended?: () => void,
+    reader?: ReleaseFlag,
+  ):
+    | IteratorResult<Out | Out[]>
+    | Promise<IteratorResult<Out | Out[]>>
+    | undefined {
+    if (
+      this.#pulling || this.#readableEnded || this.#filling ||
+      this.#readController!.desiredSize !== 0
+    ) return undefined;
+    if (this.#next < this.#queue.length) return this.#take();
+    this.#viewEnded = ended;
+    this.#viewReader = reader;
+    return this.next().then(this.#viewRead, this.#viewFailed);
+  }
+
+  /** Who asked for the read under way for the readable view (one at a time). */
+  #viewEnded?: () => void;
+  #viewReader?: ReleaseFlag;
+  /** How that read ends: made once, with the readable (arrow functions). */
+  #viewRead!: (
+    result: IteratorResult<Out | Out[]>,
+  ) => IteratorResult<Out | Out[]>;
+  #viewFailed!: (error: unknown) => never;
+
+  /**
+   * The handlers of a read for the readable view: the stream is closed or
+   * errored as the messages end, as its pull would.
+   */
+  #makeViewHandlers(): void {
+    const controller = this.#readController!;
+    this.#viewRead = (result) => {
+      if (result.done) {
+        if (!this.#readableEnded) {
+          this.#readableEnded = true;
+          controller.close();
         }
-        return result;
-      }, (error) => {
-        controller.error(error);
-        ended?.();
-        throw error;
-      });
-    },
-  };
+        this.#viewEnded?.();
+      } else if (this.#viewReader?.[RELEASED]) {
+        // Its reader let go before the read came: the messages stay for
+        // the next one (nothing else has taken any since).
+        this.#next = 0;
+      }
+      return result;
+    };
+    this.#viewFailed = (error) => {
+      controller.error(error);
+      this.#viewEnded?.();
+      throw error;
+    };
+  }
 
   // -------------------------------------------------------------------------
   // Writing
@@ -818,6 +851,7 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
   get writable(): WritableStream<In> {
     return this.#writable ??= new MessageWritable<In>({
       start: (controller) => {
+        this.#writeController = controller;
         this.#port.closed.catch((error) => controller.error(error));
       },
       write: (message) => {
@@ -831,17 +865,19 @@ class FramedMessages<In, Out> implements Framed<In, Out | Out[]> {
       },
       close: () => this.closeWrite(),
       abort: (reason) => this.#port.close(reason),
-    }, {
-      // A writer's writes come here directly while the stream is idle.
-      write: (message) => {
-        const written = this.write(message);
-        return written === RESOLVED ? undefined : written;
-      },
-      failed: (error, controller) => {
-        this.#writeFailed(error);
-        controller.error(error);
-      },
-    });
+    }, this);
+  }
+
+  /** A writer's write, straight to the message path while the stream is idle. */
+  [WRITE_NOW](message: In): Promise<void> | undefined {
+    const written = this.write(message);
+    return written === RESOLVED ? undefined : written;
+  }
+
+  /** A writer's write failed: the stream errors, as through its sink. */
+  [WRITE_FAILED](error: unknown): void {
+    this.#writeFailed(error);
+    this.#writeController!.error(error);
   }
 
   /** The writable view's write failed: an encoder's error aborts the bytes, as a pipe would. */

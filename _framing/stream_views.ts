@@ -2,8 +2,8 @@
  * The web-stream views of {@linkcode framed}'s messages: a `ReadableStream`
  * and a `WritableStream` that are the streams they claim to be for
  * `pipeThrough()`, `pipeTo()` and every other use, but whose own async
- * iteration and whose writers (the shape a message server takes with
- * streams) call `framed()`'s message path directly, a function call per
+ * iteration, default readers and writers (the shape a message server takes
+ * with streams) call `framed()`'s message path directly, a function call per
  * message, while the stream has nothing of its own queued.
  *
  * @module
@@ -11,8 +11,21 @@
 
 const RESOLVED = Promise.resolve();
 
+/** The key of a reader's "released" flag, for its source to see. */
+export const RELEASED: unique symbol = Symbol("released");
+
+/** A reader as its source sees it: whether its lock is released. */
+export interface ReleaseFlag {
+  readonly [RELEASED]: boolean;
+}
+
+/** The key of {@linkcode MessageSource}'s method. */
+export const READ_NOW: unique symbol = Symbol("readNow");
+
 /**
- * What the readable view's readers and iteration call: the message path.
+ * What the readable view's readers and iteration call: the message path
+ * (`framed()`'s own object, under a symbol, so that a view costs no objects
+ * of its own).
  */
 export interface MessageSource<T> {
   /**
@@ -22,14 +35,13 @@ export interface MessageSource<T> {
    * a pull is giving it some, a read is under way, or it has ended).
    *
    * When the messages end this way, the source closes (or errors) the
-   * stream through `controller`, then calls `ended`. When `reader.released`
-   * is true by the time a read's message comes, the source keeps the
-   * message for the next reader and settles the promise with a rejection.
+   * stream, then calls `ended`. When `reader` has let go of the stream by
+   * the time a read's messages come, the source keeps them for the next
+   * reader (the reader refuses its read itself).
    */
-  read(
-    controller: ReadableStreamDefaultController<T>,
+  [READ_NOW](
     ended?: () => void,
-    reader?: { released: boolean },
+    reader?: ReleaseFlag,
   ): IteratorResult<T> | Promise<IteratorResult<T>> | undefined;
 }
 
@@ -42,17 +54,9 @@ export interface MessageSource<T> {
  */
 export class MessageReadable<T> extends ReadableStream<T> {
   readonly #source: MessageSource<T>;
-  readonly #controller: ReadableStreamDefaultController<T>;
 
   constructor(source: UnderlyingDefaultSource<T>, messages: MessageSource<T>) {
-    let controller: ReadableStreamDefaultController<T> | undefined;
-    super({
-      ...source,
-      start: (c) => {
-        controller = c;
-      },
-    }, { highWaterMark: 0 });
-    this.#controller = controller!;
+    super(source, { highWaterMark: 0 });
     this.#source = messages;
   }
 
@@ -67,11 +71,7 @@ export class MessageReadable<T> extends ReadableStream<T> {
     // A BYOB reader is refused by the stream itself (it is not a byte
     // stream); the default one throws, as the stream's does, while locked.
     if (options?.mode !== undefined) return super.getReader(options);
-    return new MessageReader<T>(
-      this as ReadableStream<T>,
-      this.#source,
-      this.#controller,
-    );
+    return new MessageReader<T>(this as ReadableStream<T>, this.#source);
   }
 
   override values(
@@ -98,28 +98,21 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({
  * `read()` takes the next message from the message path while the stream
  * has none queued; and the stream's async iteration over it.
  */
-class MessageReader<T> extends ReadableStreamDefaultReader<T> {
+class MessageReader<T> extends ReadableStreamDefaultReader<T>
+  implements ReleaseFlag {
   readonly #source: MessageSource<T>;
-  readonly #controller: ReadableStreamDefaultController<T>;
   #locked = true;
-  /** `released` is set when the lock is: reads under way are refused. */
-  #token = { released: false };
   /** How each read under way from the message path is refused. */
   #refusals?: Set<(error: TypeError) => void>;
 
-  constructor(
-    stream: ReadableStream<T>,
-    source: MessageSource<T>,
-    controller: ReadableStreamDefaultController<T>,
-  ) {
+  constructor(stream: ReadableStream<T>, source: MessageSource<T>) {
     super(stream);
     this.#source = source;
-    this.#controller = controller;
   }
 
   override read(): Promise<ReadableStreamReadResult<T>> {
     if (!this.#locked) return super.read();
-    const next = this.#source.read(this.#controller, undefined, this.#token);
+    const next = this.#source[READ_NOW](undefined, this);
     if (next === undefined) return super.read();
     if (!(next instanceof Promise)) {
       return Promise.resolve(next as ReadableStreamReadResult<T>);
@@ -134,9 +127,12 @@ class MessageReader<T> extends ReadableStreamDefaultReader<T> {
     });
   }
 
+  get [RELEASED](): boolean {
+    return !this.#locked;
+  }
+
   override releaseLock(): void {
     this.#locked = false;
-    this.#token.released = true;
     super.releaseLock();
     for (const refuse of this.#refusals ?? []) {
       refuse(
@@ -166,7 +162,7 @@ class MessageReader<T> extends ReadableStreamDefaultReader<T> {
     const iterator: AsyncIterableIterator<T> = {
       next: () => {
         if (!this.#locked) return Promise.resolve(DONE);
-        const next = this.#source.read(this.#controller, release);
+        const next = this.#source[READ_NOW](release);
         if (next === undefined) {
           return super.read().then(settle, fail) as Promise<IteratorResult<T>>;
         }
@@ -188,47 +184,44 @@ class MessageReader<T> extends ReadableStreamDefaultReader<T> {
   }
 }
 
+/** The keys of {@linkcode MessageSink}'s methods. */
+export const WRITE_NOW: unique symbol = Symbol("writeNow");
+/** The keys of {@linkcode MessageSink}'s methods. */
+export const WRITE_FAILED: unique symbol = Symbol("writeFailed");
+
 /**
  * What the writable view's writers call: the message path's `write()`, and
- * what a refused or failed write does to the stream (as its sink does).
+ * what a refused or failed write does to the stream (as its sink does);
+ * `framed()`'s own object, under symbols.
  */
 export interface MessageSink<T> {
   /**
    * Writes one message: `undefined` when the buffer took it, else the
    * promise of room (or of the write's failure).
    */
-  write(message: T): Promise<void> | undefined;
+  [WRITE_NOW](message: T): Promise<void> | undefined;
   /** A write failed with `error`: the stream errors, as a sink's would. */
-  failed(error: unknown, controller: WritableStreamDefaultController): void;
+  [WRITE_FAILED](error: unknown): void;
 }
 
 /**
  * The writable view: a `WritableStream` whose writers
- * (`getWriter()`) hand each message straight to `sink.write()` while the
+ * (`getWriter()`) hand each message straight to the message path while the
  * stream has nothing queued (which, with only such writers, is always),
  * instead of a trip through the stream's queue and a promise each. Closing,
  * aborting, `pipeTo()` and everything else are the stream's.
  */
 export class MessageWritable<T> extends WritableStream<T> {
   readonly #sink: MessageSink<T>;
-  readonly #controller: WritableStreamDefaultController;
 
   constructor(source: UnderlyingSink<T>, sink: MessageSink<T>) {
-    let controller: WritableStreamDefaultController | undefined;
-    super({
-      ...source,
-      start: (c) => {
-        controller = c;
-        return source.start?.(c);
-      },
-    });
-    this.#controller = controller!;
+    super(source);
     this.#sink = sink;
   }
 
   override getWriter(): WritableStreamDefaultWriter<T> {
     // Throws, as the stream's own does, while it is locked.
-    return new MessageWriter(this, this.#sink, this.#controller);
+    return new MessageWriter(this, this.#sink);
   }
 }
 
@@ -240,20 +233,14 @@ export class MessageWritable<T> extends WritableStream<T> {
  */
 class MessageWriter<T> extends WritableStreamDefaultWriter<T> {
   readonly #sink: MessageSink<T>;
-  readonly #controller: WritableStreamDefaultController;
   /** `close()`, `abort()` or `releaseLock()` was called. */
   #done = false;
   /** The last direct write that waits for room, until it settles. */
   #waiting?: Promise<void>;
 
-  constructor(
-    stream: WritableStream<T>,
-    sink: MessageSink<T>,
-    controller: WritableStreamDefaultController,
-  ) {
+  constructor(stream: WritableStream<T>, sink: MessageSink<T>) {
     super(stream);
     this.#sink = sink;
-    this.#controller = controller;
   }
 
   override write(chunk: T): Promise<void> {
@@ -262,9 +249,9 @@ class MessageWriter<T> extends WritableStreamDefaultWriter<T> {
     if (this.#done || super.desiredSize !== 1) return super.write(chunk);
     let written: Promise<void> | undefined;
     try {
-      written = this.#sink.write(chunk);
+      written = this.#sink[WRITE_NOW](chunk);
     } catch (error) {
-      this.#sink.failed(error, this.#controller);
+      this.#sink[WRITE_FAILED](error);
       return Promise.reject(error);
     }
     if (written === undefined) return RESOLVED;
@@ -274,7 +261,7 @@ class MessageWriter<T> extends WritableStreamDefaultWriter<T> {
     };
     written.then(settled, (error) => {
       settled();
-      this.#sink.failed(error, this.#controller);
+      this.#sink[WRITE_FAILED](error);
     });
     return written;
   }
