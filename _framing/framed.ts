@@ -21,16 +21,16 @@ import {
 } from "../sync_transform.ts";
 import { StreamPort } from "./stream_port.ts";
 import {
-  MessageReadable,
-  type MessageSink,
-  type MessageSource,
-  MessageWritable,
+  DirectReadable,
+  type DirectSink,
+  type DirectSource,
+  DirectWritable,
   READ_NOW,
   RELEASED,
   type ReleaseFlag,
   WRITE_FAILED,
   WRITE_NOW,
-} from "./stream_views.ts";
+} from "../_connection/direct_streams.ts";
 import type { Codec } from "./codec.ts";
 import type { OversizeOptions } from "./options.ts";
 
@@ -418,8 +418,8 @@ const DONE: IteratorResult<never> = Object.freeze({
 class FramedMessages<In, Out>
   implements
     Framed<In, Out | Out[]>,
-    MessageSource<Out | Out[]>,
-    MessageSink<In> {
+    DirectSource<Out | Out[]>,
+    DirectSink<In> {
   readonly #port: BytePort;
   readonly #batch: boolean;
   #decoder?: SyncTransformer<Uint8Array, Out>;
@@ -651,7 +651,7 @@ class FramedMessages<In, Out>
   get readable(): ReadableStream<Out | Out[]> {
     if (this.#readable) return this.#readable;
     this.#claim("readable");
-    return this.#readable = new MessageReadable<Out | Out[]>({
+    return this.#readable = new DirectReadable<Out | Out[]>({
       start: (controller) => {
         this.#readController = controller;
         this.#makeViewHandlers();
@@ -849,7 +849,7 @@ class FramedMessages<In, Out>
   }
 
   get writable(): WritableStream<In> {
-    return this.#writable ??= new MessageWritable<In>({
+    return this.#writable ??= new DirectWritable<In>({
       start: (controller) => {
         this.#writeController = controller;
         this.#port.closed.catch((error) => controller.error(error));

@@ -1,15 +1,19 @@
 /**
- * The web-stream views of {@linkcode framed}'s messages: a `ReadableStream`
- * and a `WritableStream` that are the streams they claim to be for
+ * Web streams with a direct way in: a `ReadableStream` and a
+ * `WritableStream` that are the streams they claim to be for
  * `pipeThrough()`, `pipeTo()` and every other use, but whose own async
- * iteration, default readers and writers (the shape a message server takes
- * with streams) call `framed()`'s message path directly, a function call per
- * message, while the stream has nothing of its own queued.
+ * iteration, default readers and writers (the shape a handler takes with
+ * streams) call what is behind them directly, a function call per chunk,
+ * while the stream has nothing of its own queued: a connection's
+ * `readable` and `writable`, and `framed()`'s message views.
  *
  * @module
  */
 
 const RESOLVED = Promise.resolve();
+
+/** The key of {@linkcode DirectSource}'s method. */
+export const READ_NOW: unique symbol = Symbol("readNow");
 
 /** The key of a reader's "released" flag, for its source to see. */
 export const RELEASED: unique symbol = Symbol("released");
@@ -19,25 +23,22 @@ export interface ReleaseFlag {
   readonly [RELEASED]: boolean;
 }
 
-/** The key of {@linkcode MessageSource}'s method. */
-export const READ_NOW: unique symbol = Symbol("readNow");
-
 /**
- * What the readable view's readers and iteration call: the message path
- * (`framed()`'s own object, under a symbol, so that a view costs no objects
- * of its own).
+ * What a readable's direct readers and iteration call (an object the
+ * stream's owner has anyway, under a symbol, so that the way in costs no
+ * objects of its own).
  */
-export interface MessageSource<T> {
+export interface DirectSource<T> {
   /**
-   * The next message straight from the message path: at once when one is
-   * decoded already, else the promise of the next read's first; or
-   * `undefined` when the stream must answer for itself (it holds messages,
-   * a pull is giving it some, a read is under way, or it has ended).
+   * The next chunk straight from behind the stream: at once when one is
+   * there already, else its promise; or `undefined` when the stream must
+   * answer for itself (it holds chunks, a pull is filling it, a direct read
+   * is under way, or it has ended).
    *
-   * When the messages end this way, the source closes (or errors) the
+   * When the chunks end this way, the source closes (or errors) the
    * stream, then calls `ended`. When `reader` has let go of the stream by
-   * the time a read's messages come, the source keeps them for the next
-   * reader (the reader refuses its read itself).
+   * the time a chunk comes, the source keeps it for the next reader (the
+   * reader refuses its read itself).
    */
   [READ_NOW](
     ended?: () => void,
@@ -46,18 +47,18 @@ export interface MessageSource<T> {
 }
 
 /**
- * The readable view: a `ReadableStream` (with no queue of its own:
- * `highWaterMark` 0) whose default readers (`getReader()`) and own async
- * iteration take each message from `source` while the stream has none
- * queued, instead of a pull and a stream chunk each. Everything else,
- * `pipeThrough()` among it, is the stream's.
+ * A `ReadableStream` (with no queue of its own: `highWaterMark` 0) whose
+ * default readers (`getReader()`) and own async iteration take each chunk
+ * from `direct` while the stream has none queued, instead of a pull and a
+ * stream chunk each. Everything else, `pipeThrough()` among it, is the
+ * stream's.
  */
-export class MessageReadable<T> extends ReadableStream<T> {
-  readonly #source: MessageSource<T>;
+export class DirectReadable<T> extends ReadableStream<T> {
+  readonly #direct: DirectSource<T>;
 
-  constructor(source: UnderlyingDefaultSource<T>, messages: MessageSource<T>) {
+  constructor(source: UnderlyingDefaultSource<T>, direct: DirectSource<T>) {
     super(source, { highWaterMark: 0 });
-    this.#source = messages;
+    this.#direct = direct;
   }
 
   override getReader(options: { mode: "byob" }): ReadableStreamBYOBReader;
@@ -68,17 +69,16 @@ export class MessageReadable<T> extends ReadableStream<T> {
   override getReader(
     options?: ReadableStreamGetReaderOptions,
   ): ReadableStreamReader<T> {
-    // A BYOB reader is refused by the stream itself (it is not a byte
-    // stream); the default one throws, as the stream's does, while locked.
+    // A BYOB reader is the stream's (which refuses it: not a byte stream).
     if (options?.mode !== undefined) return super.getReader(options);
-    return new MessageReader<T>(this as ReadableStream<T>, this.#source);
+    return new DirectReader<T>(this as ReadableStream<T>, this.#direct);
   }
 
   override values(
     options?: ReadableStreamIteratorOptions,
   ): AsyncIterableIterator<T> {
-    const reader = this.getReader() as MessageReader<T>;
-    return reader.iterate(options?.preventCancel === true);
+    return new DirectReader<T>(this as ReadableStream<T>, this.#direct)
+      .iterate(options?.preventCancel === true);
   }
 
   override [Symbol.asyncIterator](
@@ -94,18 +94,20 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({
 });
 
 /**
- * A default reader of {@linkcode MessageReadable}: the stream's own, whose
- * `read()` takes the next message from the message path while the stream
- * has none queued; and the stream's async iteration over it.
+ * A default reader of a stream with a direct way in: the stream's own
+ * reader (it takes the stream's lock, and throws as it does while the
+ * stream is locked), whose `read()` takes the next chunk from `source`
+ * while the stream has none queued; and the stream's async iteration over
+ * it.
  */
-class MessageReader<T> extends ReadableStreamDefaultReader<T>
+export class DirectReader<T> extends ReadableStreamDefaultReader<T>
   implements ReleaseFlag {
-  readonly #source: MessageSource<T>;
+  readonly #source: DirectSource<T>;
   #locked = true;
-  /** How each read under way from the message path is refused. */
+  /** How each direct read under way is refused. */
   #refusals?: Set<(error: TypeError) => void>;
 
-  constructor(stream: ReadableStream<T>, source: MessageSource<T>) {
+  constructor(stream: ReadableStream<T>, source: DirectSource<T>) {
     super(stream);
     this.#source = source;
   }
@@ -117,8 +119,8 @@ class MessageReader<T> extends ReadableStreamDefaultReader<T>
     if (!(next instanceof Promise)) {
       return Promise.resolve(next as ReadableStreamReadResult<T>);
     }
-    // A read of the socket: refused at once, as the stream's own reads
-    // are, if the lock is released before it ends.
+    // A read under way: refused at once, as the stream's own reads are,
+    // if the lock is released before it ends.
     return new Promise((resolve, reject) => {
       const refusals = this.#refusals ??= new Set();
       refusals.add(reject);
@@ -136,7 +138,7 @@ class MessageReader<T> extends ReadableStreamDefaultReader<T>
     super.releaseLock();
     for (const refuse of this.#refusals ?? []) {
       refuse(
-        new TypeError("Cannot read framed message as the reader was released"),
+        new TypeError("Cannot read from the stream as its reader was released"),
       );
     }
     this.#refusals = undefined;
@@ -184,61 +186,62 @@ class MessageReader<T> extends ReadableStreamDefaultReader<T>
   }
 }
 
-/** The keys of {@linkcode MessageSink}'s methods. */
+/** The key of {@linkcode DirectSink}'s write. */
 export const WRITE_NOW: unique symbol = Symbol("writeNow");
-/** The keys of {@linkcode MessageSink}'s methods. */
+/** The key of {@linkcode DirectSink}'s failure. */
 export const WRITE_FAILED: unique symbol = Symbol("writeFailed");
 
 /**
- * What the writable view's writers call: the message path's `write()`, and
- * what a refused or failed write does to the stream (as its sink does);
- * `framed()`'s own object, under symbols.
+ * What a writable's direct writers call (an object the stream's owner has
+ * anyway, under symbols): the write behind the stream, and what a refused or
+ * failed write does to the stream (as its sink's failure would).
  */
-export interface MessageSink<T> {
+export interface DirectSink<T> {
   /**
-   * Writes one message: `undefined` when the buffer took it, else the
-   * promise of room (or of the write's failure).
+   * Writes one chunk: `undefined` when it was taken at once, else the
+   * promise of its write (or of its failure). May throw where the write
+   * cannot start.
    */
-  [WRITE_NOW](message: T): Promise<void> | undefined;
+  [WRITE_NOW](chunk: T): Promise<void> | undefined;
   /** A write failed with `error`: the stream errors, as a sink's would. */
   [WRITE_FAILED](error: unknown): void;
 }
 
 /**
- * The writable view: a `WritableStream` whose writers
- * (`getWriter()`) hand each message straight to the message path while the
- * stream has nothing queued (which, with only such writers, is always),
- * instead of a trip through the stream's queue and a promise each. Closing,
- * aborting, `pipeTo()` and everything else are the stream's.
+ * A `WritableStream` whose writers (`getWriter()`) hand each chunk straight
+ * to `direct` while the stream has nothing queued (which, with only such
+ * writers, is always), instead of a trip through the stream's queue and a
+ * promise each. Closing, aborting, `pipeTo()` and everything else are the
+ * stream's.
  */
-export class MessageWritable<T> extends WritableStream<T> {
-  readonly #sink: MessageSink<T>;
+export class DirectWritable<T> extends WritableStream<T> {
+  readonly #direct: DirectSink<T>;
 
-  constructor(source: UnderlyingSink<T>, sink: MessageSink<T>) {
-    super(source);
-    this.#sink = sink;
+  constructor(sink: UnderlyingSink<T>, direct: DirectSink<T>) {
+    super(sink);
+    this.#direct = direct;
   }
 
   override getWriter(): WritableStreamDefaultWriter<T> {
     // Throws, as the stream's own does, while it is locked.
-    return new MessageWriter(this, this.#sink);
+    return new DirectWriter(this, this.#direct);
   }
 }
 
 /**
- * A writer of {@linkcode MessageWritable}: the stream's own, whose
- * `write()` goes straight to the message path while the stream is writable
- * with nothing queued, and whose `ready` and `desiredSize` also answer for
- * the writes that wait there for room.
+ * A writer of {@linkcode DirectWritable}: the stream's own, whose `write()`
+ * goes straight to the sink's direct way while the stream is writable with
+ * nothing queued, and whose `ready` and `desiredSize` also answer for the
+ * writes that wait there.
  */
-class MessageWriter<T> extends WritableStreamDefaultWriter<T> {
-  readonly #sink: MessageSink<T>;
+class DirectWriter<T> extends WritableStreamDefaultWriter<T> {
+  readonly #sink: DirectSink<T>;
   /** `close()`, `abort()` or `releaseLock()` was called. */
   #done = false;
   /** The last direct write that waits for room, until it settles. */
   #waiting?: Promise<void>;
 
-  constructor(stream: WritableStream<T>, sink: MessageSink<T>) {
+  constructor(stream: WritableStream<T>, sink: DirectSink<T>) {
     super(stream);
     this.#sink = sink;
   }
