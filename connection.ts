@@ -67,6 +67,15 @@ import {
   noop,
   type PipingSource,
 } from "./_connection/readable.ts";
+import {
+  type DirectSink,
+  DirectWritable,
+  READ_NOW,
+  RELEASED,
+  type ReleaseFlag,
+  WRITE_FAILED,
+  WRITE_NOW,
+} from "./_connection/direct_streams.ts";
 
 export type {
   ConnectionOptions,
@@ -122,6 +131,11 @@ const DEFAULT_MAX_READ = 1 << 20;
 const DEFAULT_WRITE_BUFFER = 65536;
 
 let nextId = 1;
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({
+  done: true,
+  value: undefined,
+});
 
 /** Bytes waiting to be sent: a copy buffer, or a caller's large chunk. */
 interface Segment {
@@ -236,6 +250,13 @@ export class Connection implements Disposable, AsyncDisposable {
   #readController?: ReadableByteStreamController;
   /** A pull of `readable` is reading the socket. */
   #pulling = false;
+  /** A direct read for the readable's reader or iteration, under way. */
+  #directRead?: Promise<IteratorResult<Uint8Array>>;
+  /** Who asked for it, and how it ends (made on the first). */
+  #directEnded?: () => void;
+  #directReader?: ReleaseFlag;
+  #directDone?: (chunk: Uint8Array | null) => IteratorResult<Uint8Array>;
+  #directFailed?: (error: unknown) => never;
   #readSize = MIN_READ;
   #carve?: Uint8Array;
   #carved = 0;
@@ -402,9 +423,9 @@ export class Connection implements Disposable, AsyncDisposable {
    * connection.
    */
   get writable(): WritableStream<Uint8Array> {
-    return this.#writable ??= new WritableStream<Uint8Array>(
-      new Connection.#Sink(this),
-    );
+    if (this.#writable) return this.#writable;
+    const sink = new Connection.#Sink(this);
+    return this.#writable = new DirectWritable<Uint8Array>(sink, sink);
   }
 
   /**
@@ -910,9 +931,59 @@ export class Connection implements Disposable, AsyncDisposable {
       : bytes.slice();
   }
 
+  /**
+   * The readable's default readers and own iteration: while the stream
+   * holds nothing and no pull is under way, a chunk comes straight from an
+   * owned read, rather than through a pull and the stream's queue; the
+   * stream is closed or errored as the input ends, as a pull would.
+   */
+  #readDirect(
+    ended: (() => void) | undefined,
+    reader: ReleaseFlag | undefined,
+  ): Promise<IteratorResult<Uint8Array>> | undefined {
+    const controller = this.#readController;
+    if (
+      this.#pulling || this.#directRead || this.#readDone ||
+      controller?.desiredSize !== 0
+    ) return undefined;
+    this.#directEnded = ended;
+    this.#directReader = reader;
+    if (this.#directDone === undefined) {
+      this.#directDone = (chunk) => {
+        this.#directRead = undefined;
+        if (chunk === null) {
+          try {
+            controller.close();
+          } catch { /* closed already */ }
+          this.#directEnded?.();
+          return DONE;
+        }
+        // Its reader let go before the bytes came: they are the next
+        // reader's.
+        if (this.#directReader?.[RELEASED]) this.#unread(chunk);
+        return { done: false, value: chunk };
+      };
+      this.#directFailed = (error) => {
+        this.#directRead = undefined;
+        try {
+          controller.error(error);
+        } catch { /* errored already */ }
+        this.#directEnded?.();
+        throw error;
+      };
+    }
+    return this.#directRead = this.#readOwned().then(
+      this.#directDone,
+      this.#directFailed,
+    );
+  }
+
   async #pull(controller: ReadableByteStreamController): Promise<void> {
     this.#pulling = true;
     try {
+      // A direct read whose reader let go comes first: what it brought is
+      // put back for this one.
+      if (this.#directRead) await this.#directRead.catch(noop);
       await this.#pullOnce(controller);
     } finally {
       this.#pulling = false;
@@ -996,7 +1067,7 @@ export class Connection implements Disposable, AsyncDisposable {
     const readable = this.#readable!;
     if (
       !(destination instanceof WritableStream) || destination.locked ||
-      readable.locked || this.#pulling || this.#readDone ||
+      readable.locked || this.#pulling || this.#readDone || this.#directRead ||
       this.#readController?.desiredSize !== 0
     ) return undefined;
     return this.#feed(readable.getReader(), destination.getWriter());
@@ -1339,10 +1410,18 @@ export class Connection implements Disposable, AsyncDisposable {
     ): Promise<void> | undefined {
       return this.#c.#pipe(destination, options);
     }
+
+    [READ_NOW](
+      ended?: () => void,
+      reader?: ReleaseFlag,
+    ): Promise<IteratorResult<Uint8Array>> | undefined {
+      return this.#c.#readDirect(ended, reader);
+    }
   };
 
   /** The underlying sink of `writable`. */
-  static readonly #Sink = class implements UnderlyingSink<Uint8Array> {
+  static readonly #Sink = class
+    implements UnderlyingSink<Uint8Array>, DirectSink<Uint8Array> {
     readonly #c: Connection;
 
     constructor(connection: Connection) {
@@ -1363,6 +1442,15 @@ export class Connection implements Disposable, AsyncDisposable {
 
     abort(reason: unknown): void {
       this.#c.#fail(reason);
+    }
+
+    // A writer's write, while the stream holds nothing: as `write()`.
+    [WRITE_NOW](chunk: Uint8Array): Promise<void> | undefined {
+      return this.#c.#writeNow(chunk, false);
+    }
+
+    [WRITE_FAILED](error: unknown): void {
+      this.#c.#writeController?.error(error);
     }
   };
 

@@ -104,8 +104,8 @@ export class DirectReader<T> extends ReadableStreamDefaultReader<T>
   implements ReleaseFlag {
   readonly #source: DirectSource<T>;
   #locked = true;
-  /** How each direct read under way is refused. */
-  #refusals?: Set<(error: TypeError) => void>;
+  /** The direct reads under way, which release and cancel settle at once. */
+  #pending?: Set<PromiseWithResolvers<ReadableStreamReadResult<T>>>;
 
   constructor(stream: ReadableStream<T>, source: DirectSource<T>) {
     super(stream);
@@ -119,14 +119,16 @@ export class DirectReader<T> extends ReadableStreamDefaultReader<T>
     if (!(next instanceof Promise)) {
       return Promise.resolve(next as ReadableStreamReadResult<T>);
     }
-    // A read under way: refused at once, as the stream's own reads are,
-    // if the lock is released before it ends.
-    return new Promise((resolve, reject) => {
-      const refusals = this.#refusals ??= new Set();
-      refusals.add(reject);
-      (next as Promise<ReadableStreamReadResult<T>>).then(resolve, reject)
-        .finally(() => refusals.delete(reject));
-    });
+    // A read under way: as the stream's own reads, refused at once if the
+    // lock is released, and done at once if the stream is cancelled.
+    const read = Promise.withResolvers<ReadableStreamReadResult<T>>();
+    const pending = this.#pending ??= new Set();
+    pending.add(read);
+    (next as Promise<ReadableStreamReadResult<T>>).then(
+      read.resolve,
+      read.reject,
+    ).finally(() => pending.delete(read));
+    return read.promise;
   }
 
   get [RELEASED](): boolean {
@@ -136,12 +138,19 @@ export class DirectReader<T> extends ReadableStreamDefaultReader<T>
   override releaseLock(): void {
     this.#locked = false;
     super.releaseLock();
-    for (const refuse of this.#refusals ?? []) {
-      refuse(
+    for (const read of this.#pending ?? []) {
+      read.reject(
         new TypeError("Cannot read from the stream as its reader was released"),
       );
     }
-    this.#refusals = undefined;
+    this.#pending = undefined;
+  }
+
+  override cancel(reason?: unknown): Promise<void> {
+    const cancelled = super.cancel(reason);
+    for (const read of this.#pending ?? []) read.resolve(DONE);
+    this.#pending = undefined;
+    return cancelled;
   }
 
   /**

@@ -19,8 +19,11 @@
  * @module
  */
 
+import { DirectReader, type DirectSource } from "./direct_streams.ts";
+
 /** The underlying source of a connection's `readable`. */
-export interface PipingSource extends UnderlyingByteSource {
+export interface PipingSource
+  extends UnderlyingByteSource, DirectSource<Uint8Array> {
   /**
    * Feeds `destination` from the socket: the pipe's promise, or undefined
    * when the generic pipe must do it.
@@ -57,6 +60,38 @@ export class ConnectionReadable extends ByteStream {
   constructor(source: PipingSource) {
     super(source, { highWaterMark: 0 });
     this.#source = source;
+  }
+
+  override getReader(options: { mode: "byob" }): ReadableStreamBYOBReader;
+  override getReader(): ReadableStreamDefaultReader<Uint8Array>;
+  override getReader(
+    options?: ReadableStreamGetReaderOptions,
+  ): ReadableStreamReader<Uint8Array>;
+  /**
+   * A BYOB reader is the stream's; a default one is the stream's too, but
+   * its reads come straight from the socket while the stream holds nothing.
+   */
+  override getReader(
+    options?: ReadableStreamGetReaderOptions,
+  ): ReadableStreamReader<Uint8Array> {
+    if (options?.mode !== undefined) return super.getReader(options);
+    return new DirectReader(this, this.#source);
+  }
+
+  /** The stream's iteration, with reads straight from the socket. */
+  override values(
+    options?: ReadableStreamIteratorOptions,
+  ): AsyncIterableIterator<Uint8Array> {
+    return new DirectReader(this, this.#source).iterate(
+      options?.preventCancel === true,
+    );
+  }
+
+  /** As `values()`. */
+  override [Symbol.asyncIterator](
+    options?: ReadableStreamIteratorOptions,
+  ): AsyncIterableIterator<Uint8Array> {
+    return this.values(options);
   }
 
   /** The source's own pipe when it takes this one, else the generic one. */

@@ -678,3 +678,99 @@ Deno.test("serve() refuses a handler's value that is not a service, naming what 
   // The client is not left waiting: the connection is closed.
   assert.equal((await new Response(client.readable).bytes()).length, 0);
 });
+
+Deno.test("Connection.readable's reader and iteration take every byte under every chunking, then end, and closed settles", async () => {
+  const bytes = pattern(20_000);
+  for (const [name, options] of CHUNKINGS) {
+    const [client, server] = connPair(options);
+    await using a = new Connection(client);
+    await using b = new Connection(server);
+    const sending = a.write(bytes).then(() => a.closeWrite());
+    const reader = b.readable.getReader();
+    const got: Uint8Array[] = [];
+    // Half by the reader, the rest by a loop after it lets go.
+    let total = 0;
+    while (total < bytes.length / 2) {
+      const { done, value } = await reader.read();
+      assert.equal(done, false, name);
+      got.push(value!);
+      total += value!.length;
+    }
+    reader.releaseLock();
+    for await (const chunk of b.readable) got.push(chunk);
+    await sending;
+    assert.deepEqual(concat(got), bytes, name);
+    const after = b.readable.getReader();
+    assert.deepEqual(await after.read(), { done: true, value: undefined });
+    await after.closed;
+  }
+});
+
+Deno.test("Connection.readable: a released reader's read under way is refused at once, and its bytes go to the next reader", async () => {
+  const [client, server] = connPair();
+  await using a = new Connection(client);
+  await using b = new Connection(server);
+  const reader = b.readable.getReader();
+  const pending = reader.read(); // nothing sent yet: it waits on the socket
+  reader.releaseLock();
+  await assert.rejects(pending, TypeError);
+  await a.write(encoder.encode("kept"));
+  await a.closeWrite();
+  assert.equal(decoder.decode(await new Response(b.readable).bytes()), "kept");
+
+  // Cancelled instead: the read under way is done at once.
+  const [client2, server2] = connPair();
+  await using c = new Connection(client2);
+  await using d = new Connection(server2);
+  const cancelling = d.readable.getReader();
+  const waiting = cancelling.read();
+  await cancelling.cancel();
+  assert.deepEqual(await waiting, { done: true, value: undefined });
+  await c.closeWrite();
+});
+
+Deno.test("Connection.readable: a reader's read under way fails with the connection's failure, and the stream stays errored", async () => {
+  const [client, server] = connPair();
+  using _a = new Connection(client);
+  const b = new Connection(server);
+  const reader = b.readable.getReader();
+  const pending = reader.read(); // waits on the socket
+  const reason = new Error("gone");
+  b.close(reason);
+  await assert.rejects(pending, (error) => error === reason);
+  await assert.rejects(reader.closed, (error) => error === reason);
+  await assert.rejects(reader.read(), (error) => error === reason);
+});
+
+Deno.test("Connection.writable's writer: desiredSize and ready say when a write waits, a pipe after it keeps order, and close() ends it", async () => {
+  const [client, server] = connPair({ bufferSize: 1024 });
+  const a = new Connection(client, { writeBufferSize: 4096 });
+  const writer = a.writable.getWriter();
+  assert.equal(writer.desiredSize, 1);
+  const chunk = pattern(1000);
+  // Writes until one waits for the peer (the pair moves bytes without
+  // timers: a write still pending after a macrotask turn waits for it).
+  let written = 0;
+  let waiting: Promise<void> | undefined;
+  while (written < 100 && waiting === undefined) {
+    const write = writer.write(chunk);
+    written++;
+    let settled = false;
+    write.then(() => void (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    if (!settled) waiting = write;
+  }
+  assert.ok(waiting, `all ${written} writes taken`);
+  assert.equal(writer.desiredSize, 0);
+  await using b = new Connection(server);
+  const reading = new Response(b.readable).bytes();
+  await writer.ready;
+  assert.equal(writer.desiredSize, 1);
+  writer.releaseLock();
+  await ReadableStream.from([encoder.encode("end")]).pipeTo(a.writable);
+  await assert.rejects(a.writable.getWriter().write(chunk), TypeError);
+  const got = await reading;
+  assert.equal(got.length, written * 1000 + 3);
+  assert.equal(decoder.decode(got.subarray(-3)), "end");
+  a.close();
+});
