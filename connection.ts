@@ -401,7 +401,9 @@ export class Connection implements Disposable, AsyncDisposable {
    * straight into the destination, as {@linkcode Connection.prototype.serve}
    * does, with a pipe's outcome: each chunk is handed on without a copy
    * and no byte stream is in between. With options they are
-   * `ReadableStream`'s own.
+   * `ReadableStream`'s own. Its own iteration (`for await`) and its default
+   * readers read the socket directly while the stream holds nothing: a
+   * chunk costs a read, not a trip through the stream's queue.
    *
    * @throws {TypeError} A {@linkcode ConnectionReader} or
    * {@linkcode Connection.prototype.serve} has taken the read side.
@@ -420,7 +422,9 @@ export class Connection implements Disposable, AsyncDisposable {
    * `write()`) and `closed` rejects with it: a failed byte is never
    * silently lost. Closing it flushes and sends our FIN (see
    * {@linkcode Connection.prototype.closeWrite}); aborting it closes the
-   * connection.
+   * connection. Its writers write directly, as
+   * {@linkcode Connection.prototype.write} does, while the stream has
+   * nothing queued; their `ready` and `desiredSize` say when a write waits.
    */
   get writable(): WritableStream<Uint8Array> {
     if (this.#writable) return this.#writable;
