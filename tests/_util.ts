@@ -128,3 +128,26 @@ export function hasIpv6Loopback(file: string): boolean {
     return false;
   }
 }
+
+/**
+ * Writes `chunk` with `writer` until a write waits for the peer, over an
+ * in-memory pair (which moves bytes without timers: a write still pending
+ * after a macrotask turn waits for the peer). Returns how many writes were
+ * made and the one that waits, if any did within `max`.
+ */
+export async function writeUntilWaiting<T>(
+  writer: WritableStreamDefaultWriter<T>,
+  chunk: T,
+  max = 100,
+): Promise<{ written: number; waiting?: Promise<void> }> {
+  let written = 0;
+  while (written < max) {
+    const write = writer.write(chunk);
+    written++;
+    let settled = false;
+    write.then(() => void (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    if (!settled) return { written, waiting: write };
+  }
+  return { written };
+}

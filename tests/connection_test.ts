@@ -5,7 +5,7 @@ import { FrameTooLargeError, TruncatedFrameError } from "../framing.ts";
 import { EchoStream, UpperCaseStream } from "../services.ts";
 import { chain, SyncTransformStream } from "../sync_transform.ts";
 import { connPair, type ConnPairOptions } from "../testing.ts";
-import { concat, pattern } from "./_util.ts";
+import { concat, pattern, writeUntilWaiting } from "./_util.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -748,18 +748,7 @@ Deno.test("Connection.writable's writer: desiredSize and ready say when a write 
   const writer = a.writable.getWriter();
   assert.equal(writer.desiredSize, 1);
   const chunk = pattern(1000);
-  // Writes until one waits for the peer (the pair moves bytes without
-  // timers: a write still pending after a macrotask turn waits for it).
-  let written = 0;
-  let waiting: Promise<void> | undefined;
-  while (written < 100 && waiting === undefined) {
-    const write = writer.write(chunk);
-    written++;
-    let settled = false;
-    write.then(() => void (settled = true));
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    if (!settled) waiting = write;
-  }
+  const { written, waiting } = await writeUntilWaiting(writer, chunk);
   assert.ok(waiting, `all ${written} writes taken`);
   assert.equal(writer.desiredSize, 0);
   await using b = new Connection(server);

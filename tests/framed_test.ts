@@ -21,7 +21,7 @@ import {
 import { Connection } from "../connection.ts";
 import { connPair } from "../testing.ts";
 import { chain, SyncTransformStream } from "../sync_transform.ts";
-import { concat } from "./_util.ts";
+import { concat, writeUntilWaiting } from "./_util.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -826,19 +826,7 @@ Deno.test("framed().writable: a writer's desiredSize and ready say when a write 
   const messages = framed(connection, lines());
   const writer = messages.writable.getWriter();
   const line = "z".repeat(1023);
-  let written = 0;
-  // Writes until the pair's buffer and the write buffer are full: the
-  // in-memory pair moves bytes without timers, so a write still pending
-  // after a macrotask turn waits for the peer.
-  let waiting: Promise<void> | undefined;
-  while (written < 100 && waiting === undefined) {
-    const write = writer.write(line);
-    written++;
-    let settled = false;
-    write.then(() => void (settled = true));
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    if (!settled) waiting = write;
-  }
+  const { written, waiting } = await writeUntilWaiting(writer, line);
   assert.ok(waiting, `all ${written} writes taken`);
   assert.equal(writer.desiredSize, 0);
   assert.ok(
