@@ -70,6 +70,7 @@ import {
 import {
   type DirectSink,
   DirectWritable,
+  DONE,
   READ_NOW,
   RELEASED,
   type ReleaseFlag,
@@ -131,11 +132,6 @@ const DEFAULT_MAX_READ = 1 << 20;
 const DEFAULT_WRITE_BUFFER = 65536;
 
 let nextId = 1;
-
-const DONE: IteratorReturnResult<undefined> = Object.freeze({
-  done: true,
-  value: undefined,
-});
 
 /** Bytes waiting to be sent: a copy buffer, or a caller's large chunk. */
 interface Segment {

@@ -88,7 +88,8 @@ export class DirectReadable<T> extends ReadableStream<T> {
   }
 }
 
-const DONE: IteratorReturnResult<undefined> = Object.freeze({
+/** The end of a stream's chunks, as readers and iterators report it. */
+export const DONE: IteratorReturnResult<undefined> = Object.freeze({
   done: true,
   value: undefined,
 });
@@ -104,8 +105,11 @@ export class DirectReader<T> extends ReadableStreamDefaultReader<T>
   implements ReleaseFlag {
   readonly #source: DirectSource<T>;
   #locked = true;
-  /** The direct reads under way, which release and cancel settle at once. */
-  #pending?: Set<PromiseWithResolvers<ReadableStreamReadResult<T>>>;
+  /**
+   * The direct read under way (a source serves one at a time: another read
+   * meanwhile is the stream's), which release and cancel settle at once.
+   */
+  #pending?: PromiseWithResolvers<ReadableStreamReadResult<T>>;
 
   constructor(stream: ReadableStream<T>, source: DirectSource<T>) {
     super(stream);
@@ -121,13 +125,13 @@ export class DirectReader<T> extends ReadableStreamDefaultReader<T>
     }
     // A read under way: as the stream's own reads, refused at once if the
     // lock is released, and done at once if the stream is cancelled.
-    const read = Promise.withResolvers<ReadableStreamReadResult<T>>();
-    const pending = this.#pending ??= new Set();
-    pending.add(read);
+    const read = this.#pending = Promise.withResolvers();
     (next as Promise<ReadableStreamReadResult<T>>).then(
       read.resolve,
       read.reject,
-    ).finally(() => pending.delete(read));
+    ).finally(() => {
+      if (this.#pending === read) this.#pending = undefined;
+    });
     return read.promise;
   }
 
@@ -138,17 +142,15 @@ export class DirectReader<T> extends ReadableStreamDefaultReader<T>
   override releaseLock(): void {
     this.#locked = false;
     super.releaseLock();
-    for (const read of this.#pending ?? []) {
-      read.reject(
-        new TypeError("Cannot read from the stream as its reader was released"),
-      );
-    }
+    this.#pending?.reject(
+      new TypeError("Cannot read from the stream as its reader was released"),
+    );
     this.#pending = undefined;
   }
 
   override cancel(reason?: unknown): Promise<void> {
     const cancelled = super.cancel(reason);
-    for (const read of this.#pending ?? []) read.resolve(DONE);
+    this.#pending?.resolve(DONE);
     this.#pending = undefined;
     return cancelled;
   }

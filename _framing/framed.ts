@@ -25,6 +25,7 @@ import {
   type DirectSink,
   type DirectSource,
   DirectWritable,
+  DONE,
   READ_NOW,
   RELEASED,
   type ReleaseFlag,
@@ -406,11 +407,6 @@ function syncCore<I, O>(
 function noop(): void {}
 
 const RESOLVED = Promise.resolve();
-const DONE: IteratorResult<never> = Object.freeze({
-  done: true,
-  value: undefined,
-});
-
 /**
  * The {@linkcode Framed} behind `framed()`: a decoded-message queue filled
  * one socket read at a time, and writes encoded straight into the port.
