@@ -438,6 +438,14 @@ class FramedMessages<In, Out>
   #filling?: Promise<IteratorResult<Out | Out[]>>;
   #readable?: ReadableStream<Out | Out[]>;
   #readController?: ReadableStreamDefaultController<Out | Out[]>;
+  /** Who asked for the read under way for the readable view (one at a time). */
+  #viewEnded?: () => void;
+  #viewReader?: ReleaseFlag;
+  /** How that read ends: made once, with the readable (arrow functions). */
+  #viewRead!: (
+    result: IteratorResult<Out | Out[]>,
+  ) => IteratorResult<Out | Out[]>;
+  #viewFailed!: (error: unknown) => never;
   /** The readable view is closed or cancelled. */
   #readableEnded = false;
   /** The readable view's pull is under way. */
@@ -660,10 +668,8 @@ class FramedMessages<In, Out>
         } finally {
           this.#pulling = false;
         }
-        if (result.done) {
-          this.#readableEnded = true;
-          controller.close();
-        } else {
+        if (result.done) this.#closeReadable();
+        else {
           controller.enqueue(result.value);
           // The rest of the read's messages, decoded already: one pull per
           // socket read rather than per message (nothing more is read).
@@ -703,15 +709,6 @@ class FramedMessages<In, Out>
     return this.next().then(this.#viewRead, this.#viewFailed);
   }
 
-  /** Who asked for the read under way for the readable view (one at a time). */
-  #viewEnded?: () => void;
-  #viewReader?: ReleaseFlag;
-  /** How that read ends: made once, with the readable (arrow functions). */
-  #viewRead!: (
-    result: IteratorResult<Out | Out[]>,
-  ) => IteratorResult<Out | Out[]>;
-  #viewFailed!: (error: unknown) => never;
-
   /**
    * The handlers of a read for the readable view: the stream is closed or
    * errored as the messages end, as its pull would.
@@ -720,10 +717,7 @@ class FramedMessages<In, Out>
     const controller = this.#readController!;
     this.#viewRead = (result) => {
       if (result.done) {
-        if (!this.#readableEnded) {
-          this.#readableEnded = true;
-          controller.close();
-        }
+        this.#closeReadable();
         this.#viewEnded?.();
       } else if (this.#viewReader?.[RELEASED]) {
         // Its reader let go before the read came: the messages stay for
@@ -737,6 +731,13 @@ class FramedMessages<In, Out>
       this.#viewEnded?.();
       throw error;
     };
+  }
+
+  /** The messages ended: the readable view closes, once. */
+  #closeReadable(): void {
+    if (this.#readableEnded) return;
+    this.#readableEnded = true;
+    this.#readController!.close();
   }
 
   // -------------------------------------------------------------------------
