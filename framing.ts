@@ -7,8 +7,10 @@
  * the messages, `write()` the answers. Every message of one read is handed
  * out with a function call, with no further wait, each answer is encoded
  * straight into the connection's write buffer, and the answers to one read
- * leave in one system call: no stream chunk and no allocation per message
- * (bench/README.md has the figures against a hand-written read loop).
+ * leave in one system call: no stream chunk per message, and no allocation
+ * per answer where the encoder writes in place, as the line and
+ * length-prefix encoders do (bench/README.md has the figures against a
+ * hand-written read loop).
  *
  * ```ts
  * import { framed, lines } from "@x/sock/framing";
