@@ -126,6 +126,9 @@ function takeSegment(size: number): Uint8Array {
     ? spareSegments.pop() ?? new Uint8Array(SEGMENT_START)
     : new Uint8Array(size);
 }
+/** A direct read's "socket read" when its bytes were at hand (put back). */
+const AT_HAND: Promise<number> = Promise.resolve(-1);
+
 /** A free tail shorter than this is not worth a read of its own. */
 const CARVE_MIN = 256;
 const DEFAULT_MAX_READ = 1 << 20;
@@ -251,11 +254,15 @@ export class Connection implements Disposable, AsyncDisposable {
   /** Who asked for it, and how it ends (made on the first). */
   #directEnded?: () => void;
   #directReader?: ReleaseFlag;
-  #directDone?: (chunk: Uint8Array | null) => IteratorResult<Uint8Array>;
-  #directFailed?: (error: unknown) => never;
+  #directDone?: (n: number | null) => IteratorResult<Uint8Array>;
+  #directFailed?: (error: unknown) => IteratorResult<Uint8Array>;
   #readSize = MIN_READ;
   #carve?: Uint8Array;
   #carved = 0;
+  /** The buffer, offset and kind of the read under way (`#startRead()`). */
+  #reading?: Uint8Array;
+  #readingAt = 0;
+  #readingOwned = false;
   /** What the last owned read brought: the next is likely the same. */
   #lastRead = 0;
   #loopBuffer?: Uint8Array;
@@ -801,6 +808,7 @@ export class Connection implements Disposable, AsyncDisposable {
    * themselves and call this, so that a read costs one promise.
    */
   #readFailed(error: unknown): null {
+    this.#reading = undefined;
     if (this.#failed) throw this.#failure;
     if (this.#connClosed) return null;
     this.#fail(error);
@@ -814,44 +822,94 @@ export class Connection implements Disposable, AsyncDisposable {
    * buffer is allocated when the free tail runs short.
    */
   async #readOwned(): Promise<Uint8Array | null> {
-    if (this.#pushback) return this.#takePushback()!;
-    if (this.#readDone) return this.#endedRead();
-    // A cap on owned reads (64 or 128 KiB buffers, which the allocator
-    // recycles, instead of a fresh one of up to 1 MiB) was measured and did
-    // not win: reads sized by #adapt stay (see bench/connection_bench.ts).
-    let buffer = this.#carve;
-    // A tail shorter than the last read would likely split the next one in
-    // two system calls (and a batch of requests in two batches of replies).
-    if (
-      buffer === undefined ||
-      buffer.length - this.#carved < CARVE_MIN ||
-      buffer.length - this.#carved < this.#lastRead ||
-      buffer.length > this.#readSize * 4
-    ) {
-      // A busy connection's reads share a window, two or more to one, rather
-      // than each leaving a tail unused (fresh memory is most of what an owned
-      // read costs: bench/framed_bench.ts --steps); a quiet one's waits on a
-      // window of the read size, as small as its read.
-      const size = this.#readSize;
-      buffer = this.#carve = takeWindow(
-        this.#lastRead < size >> 2
-          ? size
-          : size <= ARENA >> 3
-          ? size * 2
-          : Math.max(size, ARENA >> 2),
-      );
-      this.#carved = 0;
-    }
-    const start = this.#carved;
+    const reading = this.#startRead(true);
+    if (reading === undefined) return this.#readAtHand();
     let n: number | null;
     try {
-      n = await this.#conn.read(view(buffer, start, buffer.length));
+      n = await reading;
     } catch (error) {
       return this.#readFailed(error);
     }
+    return this.#finishRead(n);
+  }
+
+  /**
+   * The first half of a read, for a caller that awaits the socket itself
+   * (a promise fewer per read than awaiting `#readOwned()`): starts the
+   * socket read, or returns undefined when the bytes are at hand without one
+   * (`#readAtHand()`: put back, or the input is over). What the socket read
+   * brings goes to `#finishRead()`, a failure to `#readFailed()`.
+   *
+   * @param owned Whether the chunk is the caller's to keep (carved out of a
+   * window, as `#readOwned()`'s) or lent until the next read (the
+   * connection's loop buffer).
+   */
+  #startRead(owned: boolean): Promise<number | null> | undefined {
+    if (this.#pushback || this.#readDone) return undefined;
+    let buffer: Uint8Array;
+    let start = 0;
+    if (owned) {
+      // A cap on owned reads (64 or 128 KiB buffers, which the allocator
+      // recycles, instead of a fresh one of up to 1 MiB) was measured and
+      // did not win: reads sized by #adapt stay (bench/connection_bench.ts).
+      let carve = this.#carve;
+      // A tail shorter than the last read would likely split the next one
+      // in two system calls (and a batch of requests in two batches of
+      // replies).
+      if (
+        carve === undefined ||
+        carve.length - this.#carved < CARVE_MIN ||
+        carve.length - this.#carved < this.#lastRead ||
+        carve.length > this.#readSize * 4
+      ) {
+        // A busy connection's reads share a window, two or more to one,
+        // rather than each leaving a tail unused (fresh memory is most of
+        // what an owned read costs: bench/framed_bench.ts --steps); a quiet
+        // one's waits on a window of the read size, as small as its read.
+        const size = this.#readSize;
+        carve = this.#carve = takeWindow(
+          this.#lastRead < size >> 2
+            ? size
+            : size <= ARENA >> 3
+            ? size * 2
+            : Math.max(size, ARENA >> 2),
+        );
+        this.#carved = 0;
+      }
+      buffer = carve;
+      start = this.#carved;
+    } else {
+      const loop = this.#loopBuffer;
+      buffer = loop === undefined || loop.length !== this.#readSize
+        ? this.#loopBuffer = new Uint8Array(this.#readSize)
+        : loop;
+    }
+    // Where this read goes (a close meanwhile takes the buffers away).
+    this.#reading = buffer;
+    this.#readingAt = start;
+    this.#readingOwned = owned;
+    return this.#conn.read(
+      start === 0 ? buffer : view(buffer, start, buffer.length),
+    );
+  }
+
+  /** A read's bytes when `#startRead()` had no socket read to do. */
+  #readAtHand(): Uint8Array | null {
+    if (this.#pushback) return this.#takePushback()!;
+    return this.#endedRead();
+  }
+
+  /** The second half of a read: the chunk of its `n` bytes, null at EOF. */
+  #finishRead(n: number | null): Uint8Array | null {
+    const buffer = this.#reading!;
+    this.#reading = undefined;
     if (n === null) return this.#endRead();
+    const start = this.#readingAt;
     this.#bytesRead += n;
     this.#adapt(n, buffer.length - start);
+    if (!this.#readingOwned) {
+      return n === buffer.length ? buffer : buffer.subarray(0, n);
+    }
     this.#carved = start + n;
     this.#lastRead = n;
     return view(buffer, start, start + n);
@@ -874,22 +932,15 @@ export class Connection implements Disposable, AsyncDisposable {
 
   /** The next bytes in a buffer reused by the next call, or null at EOF. */
   async #readBorrowed(): Promise<Uint8Array | null> {
-    if (this.#pushback) return this.#takePushback()!;
-    if (this.#readDone) return this.#endedRead();
-    let buffer = this.#loopBuffer;
-    if (buffer === undefined || buffer.length !== this.#readSize) {
-      buffer = this.#loopBuffer = new Uint8Array(this.#readSize);
-    }
+    const reading = this.#startRead(false);
+    if (reading === undefined) return this.#readAtHand();
     let n: number | null;
     try {
-      n = await this.#conn.read(buffer);
+      n = await reading;
     } catch (error) {
       return this.#readFailed(error);
     }
-    if (n === null) return this.#endRead();
-    this.#bytesRead += n;
-    this.#adapt(n, buffer.length);
-    return n === buffer.length ? buffer : buffer.subarray(0, n);
+    return this.#finishRead(n);
   }
 
   #endedRead(): null {
@@ -949,33 +1000,45 @@ export class Connection implements Disposable, AsyncDisposable {
     this.#directEnded = ended;
     this.#directReader = reader;
     if (this.#directDone === undefined) {
-      this.#directDone = (chunk) => {
-        this.#directRead = undefined;
-        if (chunk === null) {
-          try {
-            controller.close();
-          } catch { /* closed already */ }
-          this.#directEnded?.();
-          return DONE;
-        }
-        // Its reader let go before the bytes came: they are the next
-        // reader's.
-        if (this.#directReader?.[RELEASED]) this.#unread(chunk);
-        return { done: false, value: chunk };
-      };
+      // Made once: what a socket read brought (-1: the bytes were at hand),
+      // and a failed one.
+      this.#directDone = (n) =>
+        this.#directChunk(n === -1 ? this.#readAtHand() : this.#finishRead(n));
       this.#directFailed = (error) => {
-        this.#directRead = undefined;
+        let chunk: null;
         try {
-          controller.error(error);
-        } catch { /* errored already */ }
-        this.#directEnded?.();
-        throw error;
+          chunk = this.#readFailed(error);
+        } catch (failure) {
+          this.#directRead = undefined;
+          try {
+            controller.error(failure);
+          } catch { /* errored already */ }
+          this.#directEnded?.();
+          throw failure;
+        }
+        return this.#directChunk(chunk);
       };
     }
-    return this.#directRead = this.#readOwned().then(
+    // The socket read itself is awaited: a promise fewer per read.
+    return this.#directRead = (this.#startRead(true) ?? AT_HAND).then(
       this.#directDone,
       this.#directFailed,
     );
+  }
+
+  /** How a direct read ends: with `chunk`, or with the input (null). */
+  #directChunk(chunk: Uint8Array | null): IteratorResult<Uint8Array> {
+    this.#directRead = undefined;
+    if (chunk === null) {
+      try {
+        this.#readController!.close();
+      } catch { /* closed already */ }
+      this.#directEnded?.();
+      return DONE;
+    }
+    // Its reader let go before the bytes came: they are the next reader's.
+    if (this.#directReader?.[RELEASED]) this.#unread(chunk);
+    return { done: false, value: chunk };
   }
 
   async #pull(controller: ReadableByteStreamController): Promise<void> {
@@ -1105,7 +1168,15 @@ export class Connection implements Disposable, AsyncDisposable {
         if (ending) return;
         let chunk: Uint8Array | null;
         try {
-          chunk = await this.#readOwned();
+          // The socket read itself is awaited: a promise fewer per read.
+          try {
+            const reading = this.#startRead(true);
+            chunk = reading === undefined
+              ? await this.#readOwned()
+              : this.#finishRead(await reading);
+          } catch (error) {
+            chunk = this.#readFailed(error);
+          }
         } catch (error) {
           // The connection failed, which errored `readable`: the
           // destination is aborted with the error, as a pipe does.
@@ -1466,6 +1537,18 @@ export class Connection implements Disposable, AsyncDisposable {
       return owned ? this.#c.#readOwned() : this.#c.#readBorrowed();
     }
 
+    startRead(owned: boolean): Promise<number | null> | undefined {
+      return this.#c.#startRead(owned);
+    }
+
+    finishRead(n: number | null): Uint8Array | null {
+      return this.#c.#finishRead(n);
+    }
+
+    readFailed(error: unknown): null {
+      return this.#c.#readFailed(error);
+    }
+
     // What a service's stream hands on is the engine's to keep.
     write(chunk: Uint8Array): Promise<void> {
       return this.#c.#write(chunk, true);
@@ -1510,6 +1593,18 @@ export class Connection implements Disposable, AsyncDisposable {
 
     read(): Promise<Uint8Array | null> {
       return this.#c.#readOwned();
+    }
+
+    startRead(): Promise<number | null> | undefined {
+      return this.#c.#startRead(true);
+    }
+
+    endRead(n: number | null): Uint8Array | null {
+      return this.#c.#finishRead(n);
+    }
+
+    readFailed(error: unknown): null {
+      return this.#c.#readFailed(error);
     }
 
     cancel(): void {

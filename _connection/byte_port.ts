@@ -15,6 +15,23 @@ export interface BytePort {
   take(): void;
   /** The next chunk, the caller's to keep, or null at the end of input. */
   read(): Promise<Uint8Array | null>;
+  /**
+   * `read()` in two halves, for a caller that awaits the socket itself (a
+   * promise fewer per read than awaiting `read()`): starts the socket read
+   * and returns its promise, or returns `undefined` when `read()` must be
+   * used instead (the bytes are at hand without one, or this port has no
+   * socket). What the socket read brings goes to
+   * {@linkcode BytePort.endRead}, a failure to {@linkcode BytePort.readFailed}.
+   */
+  startRead(): Promise<number | null> | undefined;
+  /** The chunk of a read from `startRead()` that brought `n` bytes (null: EOF). */
+  endRead(n: number | null): Uint8Array | null;
+  /**
+   * A read failed with `error`: null when the input just ends (our own
+   * close cut it short), else it throws what broke the bytes (for a
+   * failure `read()` reported, the same again).
+   */
+  readFailed(error: unknown): null;
   /** Stops reading: the read side ends, as a cancelled readable's does. */
   cancel(reason: unknown): void;
   /**

@@ -48,3 +48,12 @@ export function copyBytes(
     for (let i = 0; i < bytes.length; i++) buffer[at + i] = bytes[i]!;
   } else buffer.set(bytes, at);
 }
+
+/**
+ * Empties `array`. A few items go one `pop()` at a time, about a tenth of
+ * the cost of `array.length = 0` (which V8 runs as a call into its runtime).
+ */
+export function clear(array: unknown[]): void {
+  if (array.length > 64) array.length = 0;
+  else while (array.length > 0) array.pop();
+}

@@ -33,6 +33,18 @@ export interface PumpIO {
    * reused; otherwise it is valid until the next call.
    */
   read(owned: boolean): Promise<Uint8Array | null>;
+  /**
+   * `read()` in two halves, for a caller that awaits the socket itself (a
+   * promise fewer per read): starts the socket read and returns its
+   * promise, or `undefined` when `read()` must be used (the bytes are at
+   * hand without one). What it brings goes to `finishRead()`, a failure
+   * (of either way) to `readFailed()`.
+   */
+  startRead(owned: boolean): Promise<number | null> | undefined;
+  /** The chunk of a read that brought `n` bytes, or null (EOF). */
+  finishRead(n: number | null): Uint8Array | null;
+  /** A failed read: null when the input just ends, else it throws. */
+  readFailed(error: unknown): null;
   /** The coalescing write: the caller may reuse `chunk` once it resolves. */
   write(chunk: Uint8Array): Promise<void>;
   /** Sends the chunks in full before resolving, several in one call. */
@@ -113,7 +125,15 @@ async function pumpSync(
     if (chunk.length > 0) out.push(chunk);
   };
   while (true) {
-    const chunk = await io.read(owned);
+    let chunk: Uint8Array | null;
+    try {
+      const reading = io.startRead(owned);
+      chunk = reading === undefined
+        ? await io.read(owned)
+        : io.finishRead(await reading);
+    } catch (error) {
+      chunk = io.readFailed(error);
+    }
     if (chunk === null) break;
     try {
       transformer.transform(chunk, emit);
@@ -124,7 +144,8 @@ async function pumpSync(
     }
     if (out.length > 0) {
       await io.writeAll(out);
-      out.length = 0;
+      // Not `out.length = 0`, which V8 runs as a call into its runtime.
+      while (out.length > 0) out.pop();
     }
   }
   try {
@@ -157,7 +178,15 @@ async function pumpStreams(
   const input = async () => {
     try {
       while (!failed) {
-        const chunk = await io.read(true);
+        let chunk: Uint8Array | null;
+        try {
+          const reading = io.startRead(true);
+          chunk = reading === undefined
+            ? await io.read(true)
+            : io.finishRead(await reading);
+        } catch (error) {
+          chunk = io.readFailed(error);
+        }
         if (chunk === null) break;
         // Wait for the service's backpressure, not for each chunk's end.
         await writer.ready;

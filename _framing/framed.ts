@@ -14,6 +14,7 @@ import {
   bytePort,
   type EncodesInto,
 } from "../_connection/byte_port.ts";
+import { clear } from "../_connection/bytes.ts";
 import type { SyncEncoder } from "./sync_encoder.ts";
 import {
   type SyncTransformer,
@@ -549,7 +550,7 @@ class FramedMessages<In, Out>
         if (this.#ended) return DONE;
         // Batch mode hands the queue out: a new one for each read.
         if (this.#batch) this.#queue = [];
-        else this.#queue.length = 0;
+        else clear(this.#queue);
         this.#next = 0;
         // The replies to the last read's messages leave now, in one write;
         // while they cannot, reading more would only pile up more replies.
@@ -557,7 +558,17 @@ class FramedMessages<In, Out>
         port.uncork();
         const room = port.room();
         if (room) await room;
-        const chunk = await port.read();
+        // The socket read is awaited here, not in a function of the port's:
+        // a promise fewer per read.
+        let chunk: Uint8Array | null;
+        try {
+          const reading = port.startRead();
+          chunk = reading === undefined
+            ? await port.read()
+            : port.endRead(await reading);
+        } catch (error) {
+          chunk = port.readFailed(error); // throws, or the input just ends
+        }
         try {
           if (chunk === null) {
             this.#ended = true;

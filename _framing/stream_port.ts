@@ -48,6 +48,18 @@ export class StreamPort implements BytePort {
     return done ? null : value;
   }
 
+  startRead(): undefined {
+    return undefined; // no socket of its own: read() it is
+  }
+
+  endRead(): null {
+    return null; // never called: startRead() starts nothing
+  }
+
+  readFailed(error: unknown): never {
+    throw error; // never called: startRead() starts nothing
+  }
+
   cancel(reason: unknown): void {
     (this.#reader ?? this.#readable).cancel(reason).catch(() => {});
   }
