@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { Connection } from "../connection.ts";
 import { serve } from "../server.ts";
-import { FrameTooLargeError, TruncatedFrameError } from "../framing.ts";
+import {
+  framed,
+  FrameTooLargeError,
+  lines,
+  TruncatedFrameError,
+} from "../framing.ts";
 import { EchoStream, UpperCaseStream } from "../services.ts";
 import { chain, SyncTransformStream } from "../sync_transform.ts";
 import { connPair, type ConnPairOptions } from "../testing.ts";
@@ -762,4 +767,31 @@ Deno.test("Connection.writable's writer: desiredSize and ready say when a write 
   assert.equal(got.length, written * 1000 + 3);
   assert.equal(decoder.decode(got.subarray(-3)), "end");
   a.close();
+});
+
+Deno.test("Connection.close() during a socket read: every way of reading reports the close's reason (or Interrupted), and closed rejects with it", async () => {
+  // Each way of reading awaits the socket read itself; the close must
+  // reach it as it reaches the connection.
+  const ways: Record<string, (connection: Connection) => Promise<unknown>> = {
+    "readable's iteration": (c) => c.readable[Symbol.asyncIterator]().next(),
+    "readable's reader": (c) => c.readable.getReader().read(),
+    "readable.pipeTo()": (c) => c.readable.pipeTo(new WritableStream()),
+    "framed()'s iteration": (c) =>
+      framed(c, lines())[Symbol.asyncIterator]().next(),
+    "serve(TransformStream)": (c) => c.serve(new TransformStream()),
+    "serve(EchoStream)": (c) => c.serve(new EchoStream()),
+  };
+  for (const [way, read] of Object.entries(ways)) {
+    for (const reason of [undefined, new Error("going away")]) {
+      const [client, server] = await tcpPair();
+      const connection = new Connection(server);
+      const reading = read(connection);
+      // The peer writes nothing: the read waits on the socket.
+      connection.close(reason);
+      const expected = reason ?? { name: "Interrupted" };
+      await assert.rejects(reading, expected, way);
+      await assert.rejects(connection.closed, expected, way);
+      client.close();
+    }
+  }
 });
