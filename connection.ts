@@ -816,10 +816,11 @@ export class Connection implements Disposable, AsyncDisposable {
   }
 
   /**
-   * The next bytes as a chunk nobody else will write to, or null at EOF:
-   * for the engine's stream path and the pull reader. Chunks are carved one
-   * after another out of a buffer and handed on without a copy; a new
-   * buffer is allocated when the free tail runs short.
+   * The next bytes as a chunk nobody else will write to, or null at EOF
+   * (the pull reader's; the busy paths take `#startRead(true)` and await
+   * the socket themselves). Chunks are carved one after another out of a
+   * buffer and handed on without a copy; a new buffer is allocated when the
+   * free tail runs short.
    */
   async #readOwned(): Promise<Uint8Array | null> {
     const reading = this.#startRead(true);
