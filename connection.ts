@@ -823,10 +823,10 @@ export class Connection implements Disposable, AsyncDisposable {
    * free tail runs short.
    */
   async #readOwned(): Promise<Uint8Array | null> {
-    const reading = this.#startRead(true);
-    if (reading === undefined) return this.#readAtHand();
     let n: number | null;
     try {
+      const reading = this.#startRead(true);
+      if (reading === undefined) return this.#readAtHand();
       n = await reading;
     } catch (error) {
       return this.#readFailed(error);
@@ -933,10 +933,10 @@ export class Connection implements Disposable, AsyncDisposable {
 
   /** The next bytes in a buffer reused by the next call, or null at EOF. */
   async #readBorrowed(): Promise<Uint8Array | null> {
-    const reading = this.#startRead(false);
-    if (reading === undefined) return this.#readAtHand();
     let n: number | null;
     try {
+      const reading = this.#startRead(false);
+      if (reading === undefined) return this.#readAtHand();
       n = await reading;
     } catch (error) {
       return this.#readFailed(error);
@@ -1021,7 +1021,13 @@ export class Connection implements Disposable, AsyncDisposable {
       };
     }
     // The socket read itself is awaited: a promise fewer per read.
-    return this.#directRead = (this.#startRead(true) ?? AT_HAND).then(
+    let reading: Promise<number | null>;
+    try {
+      reading = this.#startRead(true) ?? AT_HAND;
+    } catch (error) {
+      reading = Promise.reject(error);
+    }
+    return this.#directRead = reading.then(
       this.#directDone,
       this.#directFailed,
     );
