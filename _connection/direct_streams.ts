@@ -47,16 +47,28 @@ export interface DirectSource<T> {
 }
 
 /**
- * A `ReadableStream` (with no queue of its own: `highWaterMark` 0) whose
- * default readers (`getReader()`) and own async iteration take each chunk
- * from `direct` while the stream has none queued, instead of a pull and a
- * stream chunk each. Everything else, `pipeThrough()` among it, is the
- * stream's.
+ * `ReadableStream`'s constructor for a default or a byte source, which
+ * TypeScript does not offer a subclass's `super()` by itself.
  */
-export class DirectReadable<T> extends ReadableStream<T> {
+const AnyReadable = ReadableStream as new <T>(
+  source: UnderlyingDefaultSource<T> | UnderlyingByteSource,
+  strategy: { highWaterMark: number },
+) => ReadableStream<T>;
+
+/**
+ * A `ReadableStream` (a default or a byte stream, with no queue of its own:
+ * `highWaterMark` 0) whose default readers (`getReader()`) and own async
+ * iteration take each chunk from `direct` while the stream has none queued,
+ * instead of a pull and a stream chunk each. Everything else, `pipeThrough()`
+ * and BYOB readers among it, is the stream's.
+ */
+export class DirectReadable<T> extends AnyReadable<T> {
   readonly #direct: DirectSource<T>;
 
-  constructor(source: UnderlyingDefaultSource<T>, direct: DirectSource<T>) {
+  constructor(
+    source: UnderlyingDefaultSource<T> | UnderlyingByteSource,
+    direct: DirectSource<T>,
+  ) {
     super(source, { highWaterMark: 0 });
     this.#direct = direct;
   }
@@ -69,7 +81,7 @@ export class DirectReadable<T> extends ReadableStream<T> {
   override getReader(
     options?: ReadableStreamGetReaderOptions,
   ): ReadableStreamReader<T> {
-    // A BYOB reader is the stream's (which refuses it: not a byte stream).
+    // A BYOB reader is the stream's (a default stream refuses it).
     if (options?.mode !== undefined) return super.getReader(options);
     return new DirectReader<T>(this as ReadableStream<T>, this.#direct);
   }

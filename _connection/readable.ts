@@ -19,7 +19,7 @@
  * @module
  */
 
-import { DirectReader, type DirectSource } from "./direct_streams.ts";
+import { DirectReadable, type DirectSource } from "./direct_streams.ts";
 
 /** The underlying source of a connection's `readable`. */
 export interface PipingSource
@@ -38,60 +38,21 @@ export interface PipingSource
 export function noop(): void {}
 
 /**
- * `ReadableStream`'s byte-source constructor, which TypeScript does not
- * offer a subclass's `super()` by itself.
- */
-export const ByteStream = ReadableStream as new (
-  source: UnderlyingByteSource,
-  strategy?: { highWaterMark?: number },
-) => ReadableStream<Uint8Array>;
-
-/**
  * A connection's `readable`: a byte stream whose `pipeTo()` and
  * `pipeThrough()` let the connection feed the destination straight from
  * the socket, as the engine does, rather than through a generic pipe (fewer
- * promises per chunk, no copy, and about 3 KiB less per connection). The
- * outcome is a pipe's; everything else is `ReadableStream`'s.
+ * promises per chunk, no copy, and about 3 KiB less per connection); its
+ * default readers and own iteration read the socket directly while the
+ * stream holds nothing ({@linkcode DirectReadable}). The outcome is a
+ * pipe's; everything else is `ReadableStream`'s.
  */
-export class ConnectionReadable extends ByteStream {
+export class ConnectionReadable extends DirectReadable<Uint8Array> {
   #source: PipingSource;
 
   /** Makes the stream over `source`, reading nothing ahead. */
   constructor(source: PipingSource) {
-    super(source, { highWaterMark: 0 });
+    super(source, source);
     this.#source = source;
-  }
-
-  override getReader(options: { mode: "byob" }): ReadableStreamBYOBReader;
-  override getReader(): ReadableStreamDefaultReader<Uint8Array>;
-  override getReader(
-    options?: ReadableStreamGetReaderOptions,
-  ): ReadableStreamReader<Uint8Array>;
-  /**
-   * A BYOB reader is the stream's; a default one is the stream's too, but
-   * its reads come straight from the socket while the stream holds nothing.
-   */
-  override getReader(
-    options?: ReadableStreamGetReaderOptions,
-  ): ReadableStreamReader<Uint8Array> {
-    if (options?.mode !== undefined) return super.getReader(options);
-    return new DirectReader(this, this.#source);
-  }
-
-  /** The stream's iteration, with reads straight from the socket. */
-  override values(
-    options?: ReadableStreamIteratorOptions,
-  ): AsyncIterableIterator<Uint8Array> {
-    return new DirectReader(this, this.#source).iterate(
-      options?.preventCancel === true,
-    );
-  }
-
-  /** As `values()`. */
-  override [Symbol.asyncIterator](
-    options?: ReadableStreamIteratorOptions,
-  ): AsyncIterableIterator<Uint8Array> {
-    return this.values(options);
   }
 
   /** The source's own pipe when it takes this one, else the generic one. */
