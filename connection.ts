@@ -259,9 +259,11 @@ export class Connection implements Disposable, AsyncDisposable {
   #readSize = MIN_READ;
   #carve?: Uint8Array;
   #carved = 0;
-  /** The buffer, offset and kind of the read under way (`#startRead()`). */
+  /**
+   * The buffer and kind of the read under way (`#startRead()`); an owned
+   * one goes at `#carved`, which only its end moves.
+   */
   #reading?: Uint8Array;
-  #readingAt = 0;
   #readingOwned = false;
   /** What the last owned read brought: the next is likely the same. */
   #lastRead = 0;
@@ -816,16 +818,19 @@ export class Connection implements Disposable, AsyncDisposable {
   }
 
   /**
-   * The next bytes as a chunk nobody else will write to, or null at EOF
-   * (the pull reader's; the busy paths take `#startRead(true)` and await
-   * the socket themselves). Chunks are carved one after another out of a
-   * buffer and handed on without a copy; a new buffer is allocated when the
-   * free tail runs short.
+   * The next bytes, or null at EOF, in one call (the pull reader's and the
+   * byte stream's; the busy paths take `#startRead()` and await the socket
+   * themselves).
+   *
+   * @param owned Whether the chunk is the caller's to keep: carved one
+   * after another out of a buffer and handed on without a copy, a new
+   * buffer allocated when the free tail runs short. Otherwise it is lent
+   * out of a buffer the next read reuses.
    */
-  async #readOwned(): Promise<Uint8Array | null> {
+  async #read(owned: boolean): Promise<Uint8Array | null> {
     let n: number | null;
     try {
-      const reading = this.#startRead(true);
+      const reading = this.#startRead(owned);
       if (reading === undefined) return this.#readAtHand();
       n = await reading;
     } catch (error) {
@@ -836,13 +841,13 @@ export class Connection implements Disposable, AsyncDisposable {
 
   /**
    * The first half of a read, for a caller that awaits the socket itself
-   * (a promise fewer per read than awaiting `#readOwned()`): starts the
+   * (a promise fewer per read than awaiting `#read()`): starts the
    * socket read, or returns undefined when the bytes are at hand without one
    * (`#readAtHand()`: put back, or the input is over). What the socket read
    * brings goes to `#finishRead()`, a failure to `#readFailed()`.
    *
    * @param owned Whether the chunk is the caller's to keep (carved out of a
-   * window, as `#readOwned()`'s) or lent until the next read (the
+   * window) or lent until the next read (the
    * connection's loop buffer).
    */
   #startRead(owned: boolean): Promise<number | null> | undefined {
@@ -887,7 +892,6 @@ export class Connection implements Disposable, AsyncDisposable {
     }
     // Where this read goes (a close meanwhile takes the buffers away).
     this.#reading = buffer;
-    this.#readingAt = start;
     this.#readingOwned = owned;
     return this.#conn.read(
       start === 0 ? buffer : view(buffer, start, buffer.length),
@@ -905,7 +909,7 @@ export class Connection implements Disposable, AsyncDisposable {
     const buffer = this.#reading!;
     this.#reading = undefined;
     if (n === null) return this.#endRead();
-    const start = this.#readingAt;
+    const start = this.#readingOwned ? this.#carved : 0;
     this.#bytesRead += n;
     this.#adapt(n, buffer.length - start);
     if (!this.#readingOwned) {
@@ -922,26 +926,13 @@ export class Connection implements Disposable, AsyncDisposable {
    * a buffer kept for the next read.
    */
   async #readForStream(): Promise<Uint8Array | null> {
-    const chunk = await this.#readBorrowed();
+    const chunk = await this.#read(false);
     const buffer = this.#loopBuffer;
     // Put-back bytes are a copy already; the end is null.
     if (chunk === null || chunk.buffer !== buffer?.buffer) return chunk;
     if (chunk.length < buffer.length >> 1) return chunk.slice();
     this.#loopBuffer = undefined; // handed on, whole
     return chunk;
-  }
-
-  /** The next bytes in a buffer reused by the next call, or null at EOF. */
-  async #readBorrowed(): Promise<Uint8Array | null> {
-    let n: number | null;
-    try {
-      const reading = this.#startRead(false);
-      if (reading === undefined) return this.#readAtHand();
-      n = await reading;
-    } catch (error) {
-      return this.#readFailed(error);
-    }
-    return this.#finishRead(n);
   }
 
   #endedRead(): null {
@@ -1179,7 +1170,7 @@ export class Connection implements Disposable, AsyncDisposable {
           try {
             const reading = this.#startRead(true);
             chunk = reading === undefined
-              ? await this.#readOwned()
+              ? await this.#read(true)
               : this.#finishRead(await reading);
           } catch (error) {
             chunk = this.#readFailed(error);
@@ -1541,7 +1532,7 @@ export class Connection implements Disposable, AsyncDisposable {
     }
 
     read(owned: boolean): Promise<Uint8Array | null> {
-      return owned ? this.#c.#readOwned() : this.#c.#readBorrowed();
+      return this.#c.#read(owned);
     }
 
     startRead(owned: boolean): Promise<number | null> | undefined {
@@ -1599,7 +1590,7 @@ export class Connection implements Disposable, AsyncDisposable {
     }
 
     read(): Promise<Uint8Array | null> {
-      return this.#c.#readOwned();
+      return this.#c.#read(true);
     }
 
     startRead(): Promise<number | null> | undefined {
