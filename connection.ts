@@ -1170,7 +1170,7 @@ export class Connection implements Disposable, AsyncDisposable {
           try {
             const reading = this.#startRead(true);
             chunk = reading === undefined
-              ? await this.#read(true)
+              ? this.#readAtHand()
               : this.#finishRead(await reading);
           } catch (error) {
             chunk = this.#readFailed(error);
