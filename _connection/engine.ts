@@ -21,6 +21,7 @@
  */
 
 import { describeType } from "../_defaults.ts";
+import { clear } from "./bytes.ts";
 import {
   type SyncTransformer,
   SyncTransformStream,
@@ -144,8 +145,7 @@ async function pumpSync(
     }
     if (out.length > 0) {
       await io.writeAll(out);
-      // Not `out.length = 0`, which V8 runs as a call into its runtime.
-      while (out.length > 0) out.pop();
+      clear(out);
     }
   }
   try {

@@ -16,7 +16,7 @@
 export const LAYERS: readonly { name: string; files: RegExp }[] = [
   {
     name: "leaves",
-    files: /^(_errors|_defaults|sync_transform)\.ts$/,
+    files: /^(_errors|_defaults|sync_transform|_connection\/bytes)\.ts$/,
   },
   { name: "engine", files: /^_connection\/(engine|pump)[a-z_]*\.ts$/ },
   {
