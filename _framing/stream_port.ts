@@ -57,7 +57,7 @@ export class StreamPort implements BytePort {
   }
 
   readFailed(error: unknown): never {
-    throw error; // never called: startRead() starts nothing
+    throw error; // read()'s failure, as it is
   }
 
   cancel(reason: unknown): void {
