@@ -200,7 +200,8 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   }
 }
 
-async function serveConn(conn: Deno.TcpConn): Promise<void> {
+/** Serves one connection until its FIN, a broken command or an error. */
+export async function serveConn(conn: Deno.TcpConn): Promise<void> {
   conn.setNoDelay(true);
   const s = new Session();
   let filled = 0;

@@ -72,6 +72,12 @@
  * - `bare-lines-stream`: the `bare-stream` floor with the `lines-stream`
  *   transform.
  *
+ * Kinds of the Redis protocol (`flood_bench.ts`):
+ *
+ * - `redis-loop`: the hand-written loop of `redis_bench.ts`
+ *   (`bench/_redis_loop.ts`);
+ * - `redis`: `serve()` with `examples/redis_server.ts`'s `serveRedis()`.
+ *
  * @module
  */
 
@@ -86,6 +92,8 @@ import {
   SyncTransformStream,
 } from "../sync_transform.ts";
 import { Connection } from "../connection.ts";
+import { serveRedis } from "../examples/redis_server.ts";
+import { serveConn as redisLoop } from "./_redis_loop.ts";
 
 const LF = 0x0a;
 const FIRST_BUFFER = 65536;
@@ -430,6 +438,14 @@ async function start(kind: string): Promise<{ port: number; note?: string }> {
       return { port: listenServe(framedBatchHandler) };
     case "lines-conn-pipe":
       return { port: listenPlain(pipeConnection(userPong)) };
+    case "redis-loop":
+      return { port: listenPlain(redisLoop) };
+    case "redis": {
+      const store = new Map<string, Uint8Array>();
+      return {
+        port: listenServe((connection) => serveRedis(connection, store)),
+      };
+    }
     default:
       throw new TypeError(
         `Cannot start bench server as kind must be a known kind: current value is '${kind}'`,
@@ -459,6 +475,8 @@ export const KINDS: readonly string[] = [
   "lines-framed-rw",
   "lines-framed-batch",
   "lines-conn-pipe",
+  "redis-loop",
+  "redis",
 ];
 
 /** Whether `lines().decoder()` offers the synchronous (chain) route. */
