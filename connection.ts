@@ -121,6 +121,13 @@ function takeWindow(size: number): Uint8Array {
   return window;
 }
 
+/** Keeps `data` for a later segment, if it is a spare's size and room is left. */
+function spare(data: Uint8Array): void {
+  if (data.length === SEGMENT_START && spareSegments.length < SPARE_SEGMENTS) {
+    spareSegments.push(data);
+  }
+}
+
 function takeSegment(size: number): Uint8Array {
   return size === SEGMENT_START
     ? spareSegments.pop() ?? new Uint8Array(SEGMENT_START)
@@ -573,10 +580,15 @@ export class Connection implements Disposable, AsyncDisposable {
     while (end < 0) {
       const data = segment!.data;
       if (data.length < this.#writeBufferSize) {
+        // A message alone too large for the segment takes a whole one at
+        // once, rather than a growth (an allocation and a copy) per doubling.
         const grown = new Uint8Array(
-          Math.min(data.length * 2, this.#writeBufferSize),
+          segment!.length === 0
+            ? this.#writeBufferSize
+            : Math.min(data.length * 2, this.#writeBufferSize),
         );
-        grown.set(data.subarray(0, segment!.length));
+        if (segment!.length === 0) spare(data); // fresh: nobody else has it
+        else grown.set(data.subarray(0, segment!.length));
         segment!.data = grown;
       } else if (segment!.length > 0) {
         // Full (and already queued, as only a queued one holds bytes).
@@ -803,6 +815,13 @@ export class Connection implements Disposable, AsyncDisposable {
     this.#owner = undefined;
   }
 
+  /** Lowers the largest read to `max`, for framed(), which holds the read side. */
+  #capReads(max: number): void {
+    if (max >= this.#maxRead) return;
+    this.#maxRead = max;
+    this.#readSize = Math.min(this.#readSize, max);
+  }
+
   /**
    * A failed socket read: a read cut short by our own close reports that
    * close's reason (or the end, after a clean close); any other error
@@ -893,8 +912,11 @@ export class Connection implements Disposable, AsyncDisposable {
     // Where this read goes (a close meanwhile takes the buffers away).
     this.#reading = buffer;
     this.#readingOwned = owned;
+    // A window may be larger than the largest read (made for two reads, or
+    // before the largest read was lowered).
+    const end = Math.min(buffer.length, start + this.#maxRead);
     return this.#conn.read(
-      start === 0 ? buffer : view(buffer, start, buffer.length),
+      start === 0 && end === buffer.length ? buffer : view(buffer, start, end),
     );
   }
 
@@ -911,7 +933,7 @@ export class Connection implements Disposable, AsyncDisposable {
     if (n === null) return this.#endRead();
     const start = this.#readingOwned ? this.#carved : 0;
     this.#bytesRead += n;
-    this.#adapt(n, buffer.length - start);
+    this.#adapt(n, Math.min(buffer.length - start, this.#maxRead));
     if (!this.#readingOwned) {
       return n === buffer.length ? buffer : buffer.subarray(0, n);
     }
@@ -1315,10 +1337,7 @@ export class Connection implements Disposable, AsyncDisposable {
         );
         this.#inFlight = undefined;
         this.#segments.shift();
-        if (
-          segment.data.length === SEGMENT_START && !segment.fixed &&
-          segment.done === undefined && spareSegments.length < SPARE_SEGMENTS
-        ) spareSegments.push(segment.data);
+        if (!segment.fixed && segment.done === undefined) spare(segment.data);
         if (segment.done) segment.done.resolve();
         else {
           this.#buffered -= segment.length;
@@ -1585,8 +1604,9 @@ export class Connection implements Disposable, AsyncDisposable {
       return this.#c.closed;
     }
 
-    take(): void {
+    take(maxReadSize: number): void {
       this.#c.#take("framed");
+      this.#c.#capReads(maxReadSize);
     }
 
     read(): Promise<Uint8Array | null> {

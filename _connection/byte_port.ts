@@ -11,8 +11,13 @@
 
 /** What `framed()` needs of the bytes it runs over. */
 export interface BytePort {
-  /** Takes the read side for good; throws a `TypeError` when it is held. */
-  take(): void;
+  /**
+   * Takes the read side for good; throws a `TypeError` when it is held.
+   *
+   * @param maxReadSize The most one read may bring from now on (a port
+   * whose reads it does not size ignores it).
+   */
+  take(maxReadSize: number): void;
   /** The next chunk, the caller's to keep, or null at the end of input. */
   read(): Promise<Uint8Array | null>;
   /**

@@ -96,7 +96,8 @@ export interface ConnectionOptions {
   signal?: AbortSignal;
   /**
    * The largest read, in bytes. Reads start at 1 KiB and grow fourfold
-   * while they fill their buffer, up to this.
+   * while they fill their buffer, up to this. `framed()` lowers it to its
+   * own `maxReadSize` (64 KiB by default) when it takes the read side.
    *
    * @default {1048576}
    */

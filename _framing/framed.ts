@@ -189,6 +189,21 @@ export interface FramedOptions extends OversizeOptions {
    * @default {false}
    */
   batch?: boolean;
+  /**
+   * The most bytes one socket read takes, over a {@linkcode Connection} (at
+   * most the connection's own `maxReadSize`); over a pair of streams,
+   * chunks come as the stream makes them. Every message of a read is
+   * decoded before the loop sees the first, so this bounds the messages
+   * held at once: a peer that floods small messages and never reads the
+   * replies holds one read's worth (64 KiB of 6-byte commands is about
+   * 11,000 messages, a few MiB of objects), not the 1 MiB a connection
+   * reads at most. Messages of tens of KiB each are cheaper with larger
+   * reads (a message cut by the end of a read is copied whole): raise it
+   * for them, with such a flood in mind.
+   *
+   * @default {65536}
+   */
+  maxReadSize?: number;
 }
 
 /**
@@ -236,11 +251,11 @@ export type FramedTarget = Deno.Conn | {
  * when messages are tiny and many per read, as it saves the promise an
  * async iterator costs per message (at 64-byte frames, 16 to a read, about
  * 0.8× a hand-written loop's throughput against about 0.7× one message at
- * a time: `bench/framed_bench.ts`). Its replies may be
- * written without `await`: the loop itself waits for room in the write
- * buffer before it reads on, so memory stays bounded by the buffer and one
- * read's replies (an encoder's refusal of a reply not awaited goes unseen:
- * await the writes of messages that may be refused).
+ * a time: `bench/framed_bench.ts`). Its replies may be written without
+ * `await`: the loop itself waits for room in the write buffer before it
+ * reads on, so memory stays bounded by the buffer, one read's messages
+ * (`maxReadSize`) and their replies (an encoder's refusal of a reply not
+ * awaited goes unseen: await the writes of messages that may be refused).
  *
  * Nothing is read or written before the first use: until then the target
  * is still the caller's.
@@ -249,7 +264,7 @@ export type FramedTarget = Deno.Conn | {
  * `Connection`) or any readable and writable byte pair.
  * @param codec How messages are framed: {@linkcode lines},
  * {@linkcode delimited}, {@linkcode lengthPrefixed} or your own.
- * @param options Oversize policy and batching.
+ * @param options Oversize policy, batching and the largest read.
  * @returns The messages.
  *
  * @example A line server: one answer per line, pipelined or not
@@ -317,7 +332,7 @@ export function framed<In, Out>(
  *
  * @param target A connection wrapper, a bare `Deno.Conn` or a byte pair.
  * @param codec How messages are framed.
- * @param options Oversize policy, and `batch: true`.
+ * @param options Oversize policy, the largest read, and `batch: true`.
  * @returns The messages, the iterator and readable yielding arrays.
  *
  * @example Batches of pipelined lines; a too-long line answered in order
@@ -353,7 +368,7 @@ export function framed<In, Out>(
  *
  * @param target A connection wrapper, a bare `Deno.Conn` or a byte pair.
  * @param codec How messages are framed.
- * @param options Oversize policy and batching.
+ * @param options Oversize policy, batching and the largest read.
  * @returns The messages.
  */
 export function framed<In, Out>(
@@ -366,10 +381,20 @@ export function framed<In, Out>(
   codec: Codec<In, Out>,
   options: FramedOptions = {},
 ): Framed<In, Out | Out[]> {
-  const { batch = false, oversize, onOversize } = options;
+  const {
+    batch = false,
+    oversize,
+    onOversize,
+    maxReadSize = DEFAULT_MAX_READ,
+  } = options;
   if (batch !== true && batch !== false) {
     throw new TypeError(
       `Cannot frame connection as batch must be a boolean: current type is ${typeof batch}`,
+    );
+  }
+  if (!Number.isSafeInteger(maxReadSize) || maxReadSize < 1) {
+    throw new RangeError(
+      `Cannot frame connection as maxReadSize must be a positive integer: current value is ${maxReadSize}`,
     );
   }
   const overrides = oversize === undefined && onOversize === undefined
@@ -383,7 +408,13 @@ export function framed<In, Out>(
   const decoder = codec.syncDecoder?.(overrides) ??
     syncCore(codec.decoder(overrides));
   const encoder = codec.syncEncoder?.() ?? syncCore(codec.encoder());
-  return new FramedMessages<In, Out>(port, decoder, encoder, batch);
+  return new FramedMessages<In, Out>(
+    port,
+    decoder,
+    encoder,
+    batch,
+    maxReadSize,
+  );
 }
 
 /**
@@ -409,6 +440,12 @@ function noop(): void {}
 
 const RESOLVED = Promise.resolve();
 /**
+ * framed()'s largest read, as Node's and Netty's (a connection's own is
+ * 1 MiB): every message of a read is decoded at once, and a message object
+ * is many times its bytes.
+ */
+const DEFAULT_MAX_READ = 65536;
+/**
  * The {@linkcode Framed} behind `framed()`: a decoded-message queue filled
  * one socket read at a time, and writes encoded straight into the port.
  */
@@ -419,6 +456,7 @@ class FramedMessages<In, Out>
     DirectSink<In> {
   readonly #port: BytePort;
   readonly #batch: boolean;
+  readonly #maxReadSize: number;
   #decoder?: SyncTransformer<Uint8Array, Out>;
   /** A codec without a synchronous decoder: its stream's reader. */
   #stream?: TransformStream<Uint8Array, Out>;
@@ -472,9 +510,11 @@ class FramedMessages<In, Out>
       | TransformStream<Uint8Array, Out>,
     encoder: SyncTransformer<In, Uint8Array> | TransformStream<In, Uint8Array>,
     batch: boolean,
+    maxReadSize: number,
   ) {
     this.#port = port;
     this.#batch = batch;
+    this.#maxReadSize = maxReadSize;
     if (decoder instanceof TransformStream) this.#stream = decoder;
     else this.#decoder = decoder;
     if (encoder instanceof TransformStream) this.#encoderStream = encoder;
@@ -498,7 +538,7 @@ class FramedMessages<In, Out>
       this.#reader = reader;
       // The read side is ours from the first read on.
       if (this.#decoder) {
-        this.#port.take();
+        this.#port.take(this.#maxReadSize);
         this.#port.hold(this.#handOver);
       } else {
         this.#messages = this.#portReadable().pipeThrough(this.#stream!)
@@ -652,7 +692,7 @@ class FramedMessages<In, Out>
   /** The bytes as a stream, for a decoder that is only a stream. */
   #portReadable(): ReadableStream<Uint8Array> {
     const port = this.#port;
-    port.take();
+    port.take(this.#maxReadSize);
     return new ReadableStream<Uint8Array>({
       async pull(controller) {
         const chunk = await port.read();

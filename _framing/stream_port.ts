@@ -39,6 +39,7 @@ export class StreamPort implements BytePort {
     return this.#writer;
   }
 
+  // Chunks come as the stream makes them: there is no read to size.
   take(): void {
     this.#reader = this.#readable.getReader();
   }

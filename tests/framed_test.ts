@@ -272,6 +272,71 @@ Deno.test("framed() stops reading while a peer that never reads leaves the write
   await Promise.all([serving, sending]);
 });
 
+/**
+ * What each read of `framed(server, lines(), { batch: true, ...options })`
+ * brings when the peer has sent `total` bytes of 5-byte lines before the
+ * first read: the bytes of each batch, in order.
+ */
+async function batchBytes(
+  total: number,
+  options: { maxReadSize?: number } = {},
+  connectionOptions: { maxReadSize?: number } = {},
+): Promise<number[]> {
+  // The pair holds everything: each read takes what fits its buffer.
+  const [server, client] = connPair({ bufferSize: total });
+  const connection = new Connection(server, connectionOptions);
+  const messages = framed(connection, lines(), { ...options, batch: true });
+  const peer = new Connection(client);
+  await peer.write(encoder.encode("PING\n".repeat(total / 5)));
+  await peer.closeWrite();
+  const sizes: number[] = [];
+  let count = 0;
+  for await (const batch of messages) {
+    count += batch.length;
+    sizes.push(batch.reduce((sum, line) => sum + line.length + 1, 0));
+  }
+  assert.equal(count, total / 5, "every line, once");
+  messages.close();
+  peer.close();
+  return sizes;
+}
+
+Deno.test("framed() reads at most 64 KiB at a time, so that a flood of small messages is decoded a bounded read at a time", async () => {
+  // Reads grow fourfold while they fill their buffer: without the bound
+  // they would reach the connection's 1 MiB.
+  const sizes = await batchBytes(5 << 20);
+  const largest = Math.max(...sizes);
+  // A line cut by the end of a read is counted with the next one.
+  assert.ok(largest <= 65536 + 4, `largest read's lines: ${largest} bytes`);
+  assert.ok(largest > 65536 - 5, `largest read's lines: ${largest} bytes`);
+});
+
+Deno.test("framed(): maxReadSize sets the largest read, within the connection's own", async () => {
+  const raised = Math.max(
+    ...await batchBytes(5 << 20, { maxReadSize: 1 << 20 }),
+  );
+  assert.ok(raised > 65536 * 4, `with 1 MiB: ${raised} bytes`);
+  assert.ok(raised <= (1 << 20) + 4, `with 1 MiB: ${raised} bytes`);
+  const lowered = Math.max(...await batchBytes(50_000, { maxReadSize: 1000 }));
+  assert.ok(lowered <= 1004 && lowered > 995, `with 1000: ${lowered} bytes`);
+  // The connection's own bound is kept when it is lower.
+  const own = Math.max(
+    ...await batchBytes(50_000, { maxReadSize: 1 << 20 }, {
+      maxReadSize: 2000,
+    }),
+  );
+  assert.ok(own <= 2004 && own > 1995, `connection's 2000: ${own} bytes`);
+  for (const maxReadSize of [0, -1, 1.5, Number.NaN]) {
+    assert.throws(
+      () => framed(new Connection(connPair()[0]), lines(), { maxReadSize }),
+      (error: unknown) =>
+        error instanceof RangeError &&
+        error.message ===
+          `Cannot frame connection as maxReadSize must be a positive integer: current value is ${maxReadSize}`,
+    );
+  }
+});
+
 Deno.test("framed(): break leaves the connection open, and the next loop goes on with the next message", async () => {
   const [server, client] = connPair();
   await using peer = new Connection(client);
