@@ -95,6 +95,12 @@ const SEGMENT_START = 4096;
  */
 const spareSegments: Uint8Array[] = [];
 const SPARE_SEGMENTS = 64;
+/**
+ * Sent segments of a default write buffer's whole size (what a reply too
+ * large for SEGMENT_START takes), kept as the small ones are.
+ */
+const spareWhole: Uint8Array[] = [];
+const SPARE_WHOLE = 16;
 
 /**
  * Where owned reads up to a quarter of its size are carved from: one
@@ -123,15 +129,22 @@ function takeWindow(size: number): Uint8Array {
 
 /** Keeps `data` for a later segment, if it is a spare's size and room is left. */
 function spare(data: Uint8Array): void {
-  if (data.length === SEGMENT_START && spareSegments.length < SPARE_SEGMENTS) {
-    spareSegments.push(data);
-  }
+  if (data.length === SEGMENT_START) {
+    if (spareSegments.length < SPARE_SEGMENTS) spareSegments.push(data);
+  } else if (
+    data.length === DEFAULT_WRITE_BUFFER && spareWhole.length < SPARE_WHOLE
+  ) spareWhole.push(data);
 }
 
+/** A segment buffer of `size` bytes: a spare, or a new one. */
 function takeSegment(size: number): Uint8Array {
-  return size === SEGMENT_START
-    ? spareSegments.pop() ?? new Uint8Array(SEGMENT_START)
-    : new Uint8Array(size);
+  if (size === SEGMENT_START) {
+    return spareSegments.pop() ?? new Uint8Array(SEGMENT_START);
+  }
+  if (size === DEFAULT_WRITE_BUFFER) {
+    return spareWhole.pop() ?? new Uint8Array(size);
+  }
+  return new Uint8Array(size);
 }
 /** A direct read's "socket read" when its bytes were at hand (put back). */
 const AT_HAND: Promise<number> = Promise.resolve(-1);
@@ -582,7 +595,7 @@ export class Connection implements Disposable, AsyncDisposable {
       if (data.length < this.#writeBufferSize) {
         // A message alone too large for the segment takes a whole one at
         // once, rather than a growth (an allocation and a copy) per doubling.
-        const grown = new Uint8Array(
+        const grown = takeSegment(
           segment!.length === 0
             ? this.#writeBufferSize
             : Math.min(data.length * 2, this.#writeBufferSize),
@@ -592,7 +605,7 @@ export class Connection implements Disposable, AsyncDisposable {
         segment!.data = grown;
       } else if (segment!.length > 0) {
         // Full (and already queued, as only a queued one holds bytes).
-        segment = { data: new Uint8Array(this.#writeBufferSize), length: 0 };
+        segment = { data: takeSegment(this.#writeBufferSize), length: 0 };
         fresh = true;
       } else return false;
       end = encoder.encodeInto(message, segment!.data, segment!.length);

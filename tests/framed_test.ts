@@ -687,6 +687,59 @@ Deno.test("framed(): replies held back for a pipelined read go before a write ma
   messages.close();
 });
 
+Deno.test("framed(): replies of 4 to 64 KiB, whose buffer segments are reused once sent, arrive byte for byte, pipelined or not", async () => {
+  // Sizes and fillings differ from one reply to the next, so a reused
+  // segment's old bytes would show.
+  const sizes = Array.from(
+    { length: 120 },
+    (_, i) => 4000 + (i * 7919) % 61000,
+  );
+  const reply = (i: number) => {
+    const bytes = new Uint8Array(sizes[i]!);
+    for (let j = 0; j < bytes.length; j++) bytes[j] = (i * 31 + j) & 0xff;
+    return bytes;
+  };
+  for (const pipelined of [false, true]) {
+    const [server, client] = connPair({ bufferSize: 1 << 22 });
+    const messages = framed(new Connection(server), lengthPrefixed());
+    const serving = (async () => {
+      for await (const request of messages) {
+        await messages.write(
+          reply(new DataView(request.buffer, request.byteOffset).getUint32(0)),
+        );
+      }
+      await messages.closeWrite();
+    })();
+    const peer = framed(new Connection(client), lengthPrefixed());
+    const request = (i: number) => {
+      const bytes = new Uint8Array(4);
+      new DataView(bytes.buffer).setUint32(0, i);
+      return bytes;
+    };
+    const received: Uint8Array[] = [];
+    if (pipelined) {
+      for (let i = 0; i < sizes.length; i++) await peer.write(request(i));
+      await peer.closeWrite();
+      for await (const frame of peer) received.push(frame);
+    } else {
+      const iterator = peer[Symbol.asyncIterator]();
+      for (let i = 0; i < sizes.length; i++) {
+        await peer.write(request(i));
+        received.push((await iterator.next()).value!);
+      }
+      await peer.closeWrite();
+      assert.equal((await iterator.next()).done, true);
+    }
+    await serving;
+    assert.equal(received.length, sizes.length);
+    received.forEach((frame, i) =>
+      assert.deepEqual(frame, reply(i), `reply ${i}, pipelined: ${pipelined}`)
+    );
+    messages.close();
+    peer.close();
+  }
+});
+
 Deno.test("framed(): a pipelined read's answers, more than a buffer segment and larger than one, leave whole and in order", async () => {
   const [server, client] = connPair();
   const messages = framed(new Connection(server), lines(), { batch: true });
