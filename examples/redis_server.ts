@@ -300,15 +300,23 @@ export class CommandDecoder
     if (lf < 0) return this.#cut(at, bytes.length - at + 1);
     this.#check(at, lf + 1);
     const end = lf > at && bytes[lf - 1] === CR ? lf - 1 : lf;
-    const args: Uint8Array[] = [];
-    for (let p = at; p < end;) {
-      while (p < end && bytes[p] === SPACE) p++;
-      const start = p;
-      while (p < end && bytes[p] !== SPACE) p++;
-      if (p > start) args.push(view(bytes, start, p));
+    // Words are counted first, so that the array is made at its size: a
+    // growing one takes room for 17 (it may be held a while: a pipelined
+    // read's commands wait while the answers cannot leave).
+    let count = 0;
+    for (let p = at; p < end; p++) {
+      if (bytes[p] !== SPACE && (p === at || bytes[p - 1] === SPACE)) count++;
     }
     // An empty line is no command: skipped, as Redis does.
-    if (args.length > 0) emit(args);
+    if (count === 0) return lf + 1;
+    const args: Uint8Array[] = new Array(count);
+    for (let p = at, i = 0; i < count;) {
+      while (bytes[p] === SPACE) p++;
+      const start = p;
+      while (p < end && bytes[p] !== SPACE) p++;
+      args[i++] = view(bytes, start, p);
+    }
+    emit(args);
     return lf + 1;
   }
 

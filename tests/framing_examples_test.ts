@@ -283,6 +283,7 @@ const PIPELINE: [string, string[] | null][] = [
   ["PING\r\n", ["PING"]],
   ["  ECHO   spaced  out \n", ["ECHO", "spaced", "out"]],
   ["\r\n", null], // an empty line: no command
+  ["   \r\n", null], // nor is a line of spaces
   ["*0\r\n", null], // an empty array: no command
   ["*-1\r\n", null], // a null array: no command
   [resp("SET", "", ""), ["SET", "", ""]],
