@@ -1,6 +1,7 @@
 /**
- * What the message benchmarks (`framed_bench.ts`, `redis_bench.ts`) share:
- * their flag checks, their statistics and the CPU time of a server process.
+ * What the message benchmarks (`framed_bench.ts`, `redis_bench.ts`,
+ * `flood_bench.ts`) share: their flag checks, their statistics, the CPU time
+ * of a server process and the end of one.
  *
  * @module
  */
@@ -51,4 +52,21 @@ export function cpuSeconds(pid: number): number {
   // Fields 14 and 15 (utime, stime), counted after the command's ")".
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / TICKS;
+}
+
+/**
+ * Waits for `child` to exit, and kills it (SIGKILL) if it has not within
+ * `ms`: what every benchmark does after asking a server to end.
+ */
+export async function exited(
+  child: Deno.ChildProcess,
+  ms: number,
+): Promise<void> {
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, ms);
+  await child.status;
+  clearTimeout(timer);
 }

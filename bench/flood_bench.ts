@@ -28,7 +28,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { count, median } from "./_harness.ts";
+import { count, exited, median } from "./_harness.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -139,13 +139,7 @@ class Child implements AsyncDisposable {
   /** Ends its stdin, and waits for it to exit. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.#stdin.close().catch(() => {});
-    const timer = setTimeout(() => {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }, 10_000);
-    await this.#child.status;
-    clearTimeout(timer);
+    await exited(this.#child, 10_000);
     await this.#lines.cancel().catch(() => {});
   }
 }

@@ -30,7 +30,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { count, cpuSeconds, median, spread } from "./_harness.ts";
+import { count, cpuSeconds, exited, median, spread } from "./_harness.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -166,13 +166,7 @@ class Server implements AsyncDisposable {
     try {
       this.#child.kill("SIGINT");
     } catch { /* gone */ }
-    const timer = setTimeout(() => {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }, 5000);
-    await this.#child.status;
-    clearTimeout(timer);
+    await exited(this.#child, 5000);
   }
 }
 

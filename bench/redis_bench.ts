@@ -40,7 +40,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { count, cpuSeconds, median, spread } from "./_harness.ts";
+import { count, cpuSeconds, exited, median, spread } from "./_harness.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -238,13 +238,7 @@ class Server implements AsyncDisposable {
       // SIGINT: a Deno server started with --cpu-prof writes its profile.
       this.#child.kill("SIGINT");
     } catch { /* already gone */ }
-    const timer = setTimeout(() => {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }, 5000);
-    await this.#child.status;
-    clearTimeout(timer);
+    await exited(this.#child, 5000);
   }
 }
 
