@@ -933,6 +933,31 @@ export class Connection implements Disposable, AsyncDisposable {
     );
   }
 
+  /**
+   * A socket read into `buffer`, the caller's (the rest of a frame under
+   * way, read straight into it): as `#startRead()`, and what it brings goes
+   * to `#finishReadInto()`.
+   */
+  #startReadInto(buffer: Uint8Array): Promise<number | null> | undefined {
+    if (this.#pushback || this.#readDone) return undefined;
+    this.#reading = buffer;
+    return this.#conn.read(
+      buffer.length > this.#maxRead
+        ? buffer.subarray(0, this.#maxRead)
+        : buffer,
+    );
+  }
+
+  /** The second half of `#startReadInto()`: `n`, or null at EOF. */
+  #finishReadInto(n: number | null): number | null {
+    const buffer = this.#reading!;
+    this.#reading = undefined;
+    if (n === null) return this.#endRead();
+    this.#bytesRead += n;
+    this.#adapt(n, Math.min(buffer.length, this.#maxRead));
+    return n;
+  }
+
   /** A read's bytes when `#startRead()` had no socket read to do. */
   #readAtHand(): Uint8Array | null {
     if (this.#pushback) return this.#takePushback()!;
@@ -1632,6 +1657,18 @@ export class Connection implements Disposable, AsyncDisposable {
 
     endRead(n: number | null): Uint8Array | null {
       return this.#c.#finishRead(n);
+    }
+
+    get readSize(): number {
+      return this.#c.#readSize;
+    }
+
+    startReadInto(buffer: Uint8Array): Promise<number | null> | undefined {
+      return this.#c.#startReadInto(buffer);
+    }
+
+    endReadInto(n: number | null): number | null {
+      return this.#c.#finishReadInto(n);
     }
 
     readFailed(error: unknown): null {

@@ -32,6 +32,20 @@ export interface BytePort {
   /** The chunk of a read from `startRead()` that brought `n` bytes (null: EOF). */
   endRead(n: number | null): Uint8Array | null;
   /**
+   * As `startRead()`, into `buffer`, which stays the caller's: for the rest
+   * of a frame under way, read straight into the frame. What it brings goes
+   * to {@linkcode BytePort.endReadInto}.
+   */
+  startReadInto(buffer: Uint8Array): Promise<number | null> | undefined;
+  /** How many bytes a read from `startReadInto()` brought (null: EOF). */
+  endReadInto(n: number | null): number | null;
+  /**
+   * What the next read would take at most: it grows while reads fill their
+   * buffer (a busy peer) and shrinks while they do not (0 where this port
+   * does not size its reads).
+   */
+  readonly readSize: number;
+  /**
    * A read failed with `error`: null when the input just ends (our own
    * close cut it short), else it throws what broke the bytes (for a
    * failure `read()` reported, the same again).

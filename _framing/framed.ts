@@ -180,9 +180,11 @@ export interface FramedOptions extends OversizeOptions {
    * held at once: a peer that floods small messages and never reads the
    * replies holds one read's worth (64 KiB of 6-byte commands is about
    * 11,000 messages, a few MiB of objects), not the 1 MiB a connection
-   * reads at most. Messages of tens of KiB each are cheaper with larger
-   * reads (a message cut by the end of a read is copied whole): raise it
-   * for them, with such a flood in mind.
+   * reads at most. Lines or delimited messages of tens of KiB each are
+   * cheaper with larger reads (a message cut by the end of a read is
+   * copied whole): raise it for them, with such a flood in mind. The rest
+   * of a {@linkcode lengthPrefixed} frame cut by a read is read straight
+   * into the frame's own memory, whatever the size.
    *
    * @default {65536}
    */

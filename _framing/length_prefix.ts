@@ -25,6 +25,39 @@ import {
 import { replace } from "./options.ts";
 
 /**
+ * `framed()`'s way into the frame a {@linkcode LengthPrefixDecoder} has under
+ * way, so that the rest of a large frame is read from the socket straight
+ * into it: no read window of fresh memory, and no copy.
+ */
+export interface FrameFiller {
+  /**
+   * Where the frame's next bytes go, or undefined when none is under way:
+   * room for `room` bytes, or for the rest of the frame when that is less.
+   * Its memory grows only as a read is made into it, so that a peer that
+   * announces a large frame and stalls holds little more than it sent.
+   */
+  rest(decoder: LengthPrefixDecoder, room: number): Uint8Array | undefined;
+  /** `n` bytes were read there: the frame is emitted once whole. */
+  filled(
+    decoder: LengthPrefixDecoder,
+    n: number,
+    emit: (frame: Uint8Array) => void,
+  ): void;
+}
+
+let filler: FrameFiller;
+
+/**
+ * The filler of `decoder` when it is a {@linkcode LengthPrefixDecoder}
+ * (not a subclass's, which may decode otherwise), else undefined.
+ */
+export function frameFiller(decoder: object): FrameFiller | undefined {
+  return Object.getPrototypeOf(decoder) === LengthPrefixDecoder.prototype
+    ? filler
+    : undefined;
+}
+
+/**
  * Splits bytes into frames, each a header holding a length and then that
  * many bytes of payload: the synchronous core of
  * {@linkcode LengthPrefixDecoderStream}. See {@linkcode LengthPrefixOptions}
@@ -32,7 +65,9 @@ import { replace } from "./options.ts";
  *
  * - A frame inside one chunk is emitted as a view of it, without a copy.
  * - A frame that spans chunks is copied into a buffer that grows as its bytes
- *   arrive: a header announcing 1 GiB reserves nothing up front.
+ *   arrive: a header announcing 1 GiB reserves nothing up front. Under
+ *   `framed()` over a connection, the rest of a large frame is read from the
+ *   socket straight into that buffer.
  * - A length over `maxFrameLength` is a {@linkcode FrameTooLargeError} as
  *   soon as the header is read, or under `oversize: "discard"` the frame is
  *   skipped and decoding goes on after it.
@@ -181,6 +216,43 @@ export class LengthPrefixDecoder
         } else this.#startBody(payload, this.#head, 0, n - i);
       }
     }
+  }
+
+  /** Where the next bytes of the frame under way go (see `FrameFiller`). */
+  #rest(room: number): Uint8Array | undefined {
+    let body = this.#body;
+    if (body === undefined || this.#failed) return undefined;
+    const fill = this.#bodyFill;
+    const total = this.#bodyTotal;
+    const want = Math.min(total, fill + room);
+    if (body.length < want) {
+      // By doublings at least: a large frame is copied a few times, not at
+      // every read.
+      const grown = new Uint8Array(
+        Math.max(want, Math.min(total, body.length * 2)),
+      );
+      grown.set(body.subarray(0, fill));
+      body = this.#body = grown;
+    }
+    return view(body, fill, want);
+  }
+
+  /** `n` bytes were read where `#rest()` said. */
+  #filled(n: number, emit: (frame: Uint8Array) => void): void {
+    const fill = this.#bodyFill += n;
+    const total = this.#bodyTotal;
+    if (fill === total) {
+      const body = this.#body!;
+      this.#body = undefined;
+      emit(body.length === total ? body : body.subarray(0, total));
+    }
+  }
+
+  static {
+    filler = {
+      rest: (decoder, room) => decoder.#rest(room),
+      filled: (decoder, n, emit) => decoder.#filled(n, emit),
+    };
   }
 
   #payloadLength(bytes: Uint8Array, at: number): number {

@@ -57,6 +57,17 @@ export class StreamPort implements BytePort {
     return null; // never called: startRead() starts nothing
   }
 
+  /** Chunks come as the stream makes them: there is no read to size. */
+  readonly readSize = 0;
+
+  startReadInto(): undefined {
+    return undefined; // as startRead()
+  }
+
+  endReadInto(): null {
+    return null; // never called: startReadInto() starts nothing
+  }
+
   readFailed(error: unknown): never {
     throw error; // read()'s failure, as it is
   }

@@ -145,6 +145,84 @@ Deno.test("framed() reports a frame truncated at EOF with both numbers, after th
     assert.equal(error.received, 6);
     assert.equal(error.expected, 13);
   }
+  // Cut short while its rest is read straight into it.
+  const large = new Uint8Array(4 + 50_000);
+  new DataView(large.buffer).setUint32(0, 100_000);
+  for (const how of CHUNKINGS) {
+    const { messages, error } = await decodeOver(
+      how,
+      lengthPrefixed({ maxFrameLength: 1 << 20 }),
+      concat([input.subarray(0, 5), large]),
+    );
+    assert.deepEqual(messages.map(copy), [new Uint8Array([5])], how);
+    assert.ok(error instanceof TruncatedFrameError, how);
+    assert.equal(error.received, 50_004);
+    assert.equal(error.expected, 100_004);
+  }
+});
+
+/** `conn`, the memory each of its reads was given, and the largest read. */
+function recordingReads<T extends Deno.Conn>(conn: T): {
+  conn: T;
+  readonly into: Set<ArrayBufferLike>;
+  readonly largest: number;
+} {
+  const recorded = { conn, into: new Set<ArrayBufferLike>(), largest: 0 };
+  recorded.conn = new Proxy(conn, {
+    get(target, key) {
+      if (key === "read") {
+        return (buffer: Uint8Array) => {
+          recorded.into.add(buffer.buffer);
+          recorded.largest = Math.max(recorded.largest, buffer.length);
+          return target.read(buffer);
+        };
+      }
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return recorded;
+}
+
+Deno.test("framed(): the rest of a large length-prefixed frame is read straight into it from a busy peer, frames arrive byte for byte under every chunking, and a slow peer's frame grows only as it comes", async () => {
+  const sizes = [70_000, 17, 5000, 60_000, 0, 65_536, 300_000, 4096, 100];
+  const frames = sizes.map((size, f) =>
+    Uint8Array.from({ length: size }, (_, i) => (i * 31 + f * 7) & 255)
+  );
+  const input = concat(frames.flatMap((frame) => {
+    const header = new Uint8Array(4);
+    new DataView(header.buffer).setUint32(0, frame.length);
+    return [header, frame];
+  }));
+  for (const how of CHUNKINGS) {
+    const [server, client] = pair(how);
+    const reads = recordingReads(server);
+    await using peer = new Connection(client);
+    const messages = framed(
+      reads.conn,
+      lengthPrefixed({ maxFrameLength: 1 << 20 }),
+    );
+    const sending = peer.write(input).then(() => peer.closeWrite());
+    const got: Uint8Array[] = [];
+    for await (const message of messages) got.push(message);
+    await sending;
+    messages.close();
+    assert.deepEqual(got, frames, how);
+    if (how === "whole") {
+      // Larger than a read (64 KiB): the rest came straight into the
+      // frame's own memory.
+      for (const [f, frame] of got.entries()) {
+        if (frame.length > 65536) {
+          assert.ok(reads.into.has(frame.buffer), `frame ${f}`);
+        }
+      }
+    } else if (how === "one-byte") {
+      // Reads that bring a byte stay small, and a frame's memory is not
+      // grown ahead of them: a peer that announces a large frame and
+      // stalls holds little more than it sent.
+      assert.ok(reads.largest <= 4096, `largest read: ${reads.largest}`);
+    }
+  }
 });
 
 Deno.test("framed().write() refuses a frame its length field cannot express, and the connection goes on", async () => {
