@@ -564,6 +564,40 @@ Deno.test("framed() rejects the iteration with the network's error when the peer
   peer.close();
 });
 
+Deno.test("framed(): a reset while the rest of a large frame is read straight into it rejects the iteration with the network's error", async () => {
+  const [server, client] = connPair({ bufferSize: 1 << 20 });
+  const sent = new Uint8Array(4 + 150_000);
+  new DataView(sent.buffer).setUint32(0, 300_000);
+  // The read made once every byte sent has been taken: it waits.
+  let taken = 0;
+  const { promise: waiting, resolve } = Promise.withResolvers<Uint8Array>();
+  const conn = new Proxy(server, {
+    get(target, key) {
+      if (key === "read") {
+        return async (buffer: Uint8Array) => {
+          if (taken === sent.length) resolve(buffer);
+          const n = await target.read(buffer);
+          taken += n ?? 0;
+          return n;
+        };
+      }
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const messages = framed(conn, lengthPrefixed({ maxFrameLength: 1 << 20 }));
+  const peer = new Connection(client);
+  await peer.write(sent);
+  const next = messages[Symbol.asyncIterator]().next();
+  const into = await waiting;
+  // Into the frame's own memory, which holds what came before.
+  assert.ok(into.byteOffset >= 150_000, `read at ${into.byteOffset}`);
+  assert.ok(into.length >= 16384, `read of ${into.length}`);
+  messages.close(new Deno.errors.ConnectionReset("reset by the test"));
+  await assert.rejects(next, Deno.errors.ConnectionReset);
+  peer.close();
+});
+
 Deno.test("encodeInto() writes exactly what transform() emits, refuses what it refuses, and says when it does not fit", () => {
   const cases: [string, SyncEncoder<Uint8Array | string>][] = [
     ["lines", new LineEncoder()],
