@@ -186,41 +186,53 @@ function recordingReads<T extends Deno.Conn>(conn: T): {
 
 Deno.test("framed(): the rest of a large length-prefixed frame is read straight into it from a busy peer, frames arrive byte for byte under every chunking, and a slow peer's frame grows only as it comes", async () => {
   const sizes = [70_000, 17, 5000, 60_000, 0, 65_536, 300_000, 4096, 100];
-  const frames = sizes.map((size, f) =>
+  const payloads = sizes.map((size, f) =>
     Uint8Array.from({ length: size }, (_, i) => (i * 31 + f * 7) & 255)
   );
-  const input = concat(frames.flatMap((frame) => {
-    const header = new Uint8Array(4);
-    new DataView(header.buffer).setUint32(0, frame.length);
-    return [header, frame];
-  }));
-  for (const how of CHUNKINGS) {
-    const [server, client] = pair(how);
-    const reads = recordingReads(server);
-    await using peer = new Connection(client);
-    const messages = framed(
-      reads.conn,
-      lengthPrefixed({ maxFrameLength: 1 << 20 }),
-    );
-    const sending = peer.write(input).then(() => peer.closeWrite());
-    const got: Uint8Array[] = [];
-    for await (const message of messages) got.push(message);
-    await sending;
-    messages.close();
-    assert.deepEqual(got, frames, how);
-    if (how === "whole") {
-      // Larger than a read (64 KiB): the rest came straight into the
-      // frame's own memory.
-      for (const [f, frame] of got.entries()) {
-        if (frame.length > 65536) {
-          assert.ok(reads.into.has(frame.buffer), `frame ${f}`);
+  // A 4-byte big-endian length before the payload, and MongoDB's: little
+  // endian, counting itself, kept in the frame.
+  const layouts = [
+    { codec: lengthPrefixed({ maxFrameLength: 1 << 20 }), mongodb: false },
+    { codec: lengthPrefixed("mongodb"), mongodb: true },
+  ];
+  for (const { codec, mongodb } of layouts) {
+    const frames = payloads.map((payload) => {
+      const frame = new Uint8Array(4 + payload.length);
+      const length = mongodb ? frame.length : payload.length;
+      new DataView(frame.buffer).setUint32(0, length, mongodb);
+      frame.set(payload, 4);
+      return frame;
+    });
+    const expected = mongodb ? frames : payloads;
+    for (const how of CHUNKINGS) {
+      const what = `${how}, ${mongodb ? "mongodb" : "uint32be"}`;
+      const [server, client] = pair(how);
+      const reads = recordingReads(server);
+      await using peer = new Connection(client);
+      const messages = framed(reads.conn, codec);
+      const sending = peer.write(concat(frames)).then(() => peer.closeWrite());
+      const got: Uint8Array[] = [];
+      for await (const message of messages) got.push(message);
+      await sending;
+      messages.close();
+      assert.deepEqual(got, expected, what);
+      if (how === "whole") {
+        // Larger than a read (64 KiB): the rest came straight into the
+        // frame's own memory.
+        for (const [f, frame] of got.entries()) {
+          if (frame.length > 65536) {
+            assert.ok(reads.into.has(frame.buffer), `${what}: frame ${f}`);
+          }
         }
+      } else if (how === "one-byte") {
+        // Reads that bring a byte stay small, and a frame's memory is not
+        // grown ahead of them: a peer that announces a large frame and
+        // stalls holds little more than it sent.
+        assert.ok(
+          reads.largest <= 4096,
+          `${what}: largest read ${reads.largest}`,
+        );
       }
-    } else if (how === "one-byte") {
-      // Reads that bring a byte stay small, and a frame's memory is not
-      // grown ahead of them: a peer that announces a large frame and
-      // stalls holds little more than it sent.
-      assert.ok(reads.largest <= 4096, `largest read: ${reads.largest}`);
     }
   }
 });
