@@ -91,6 +91,7 @@
 
 export { FrameTooLargeError, TruncatedFrameError } from "./_errors.ts";
 export type { SyncEncoder } from "./_framing/sync_encoder.ts";
+export type { SyncDecoder } from "./_framing/sync_decoder.ts";
 export type {
   DelimiterOptions,
   LineOptions,

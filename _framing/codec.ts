@@ -35,8 +35,8 @@ import type {
   TextLineOptions,
 } from "./options.ts";
 import { TextLineDecoder, TextLineDecoderStream } from "./text_line.ts";
-import type { SyncTransformer } from "../sync_transform.ts";
 import type { SyncEncoder } from "./sync_encoder.ts";
+import type { SyncDecoder } from "./sync_decoder.ts";
 
 /**
  * A pair of factories for the two directions of a framing, as
@@ -79,7 +79,7 @@ export interface Codec<In = Uint8Array, Out = Uint8Array> {
    *
    * @param overrides As for `decoder()`.
    */
-  syncDecoder?(overrides?: OversizeOptions): SyncTransformer<Uint8Array, Out>;
+  syncDecoder?(overrides?: OversizeOptions): SyncDecoder<Out>;
   /**
    * A new synchronous encoder, the same as `encoder()`'s without the
    * stream: what {@linkcode framed} runs when it is there.

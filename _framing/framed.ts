@@ -227,8 +227,10 @@ export type FramedTarget = Deno.Conn | {
  * `syncDecoder`/`syncEncoder` or whose streams are
  * {@linkcode SyncTransformStream}s) a message costs a function call each
  * way, an encoder with `encodeInto` (see {@linkcode SyncEncoder}) writes
- * straight into the connection's write buffer, and the replies to one
- * read's messages leave in one system call. Other codecs run as streams.
+ * straight into the connection's write buffer, a decoder with `reserve`
+ * (see {@linkcode SyncDecoder}) has the rest of a large message read
+ * straight into it, and the replies to one read's messages leave in one
+ * system call. Other codecs run as streams.
  * `oversize` and `onOversize` here replace the codec's own, so a line
  * server can answer "line too long" and go on.
  *

@@ -10,7 +10,7 @@
 import type { BytePort, EncodesInto } from "../_connection/byte_port.ts";
 import { clear } from "../_connection/bytes.ts";
 import type { SyncEncoder } from "./sync_encoder.ts";
-import { type FrameFiller, frameFiller } from "./length_prefix.ts";
+import type { SyncDecoder } from "./sync_decoder.ts";
 import type { SyncTransformer } from "../sync_transform.ts";
 import {
   DirectReadable,
@@ -30,12 +30,13 @@ function noop(): void {}
 const RESOLVED = Promise.resolve();
 
 /**
- * The least of a frame's rest that is read straight into the frame; less
- * is read with what follows it, in one system call, and copied (a system
- * call more per read cost 16,000-byte frames more than copying: measured
- * with 4 KiB here, bench/framed_bench.ts --size 16000). A read into the
- * frame also puts the next read at a frame's start, so that frames about
- * the size of a read are not cut one after another.
+ * The least of a message's rest that is read straight into the memory its
+ * decoder reserves (`SyncDecoder.reserve`); less is read with what follows
+ * it, in one system call, and copied (a system call more per read cost
+ * 16,000-byte frames more than copying: measured with 4 KiB here,
+ * bench/framed_bench.ts --size 16000). A read into the message also puts
+ * the next read at a message's start, so that messages about the size of a
+ * read are not cut one after another.
  */
 const DIRECT_READ = 16384;
 
@@ -49,8 +50,8 @@ export class FramedMessages<In, Out>
   readonly #batch: boolean;
   readonly #maxReadSize: number;
   #decoder?: SyncTransformer<Uint8Array, Out>;
-  /** The decoder's frame under way, for reading large frames into. */
-  #filler?: FrameFiller;
+  /** The decoder lends its message under way, to read the rest into. */
+  #reserves = false;
   /** A codec without a synchronous decoder: its stream's reader. */
   #stream?: TransformStream<Uint8Array, Out>;
   #messages?: ReadableStreamDefaultReader<Out>;
@@ -111,7 +112,9 @@ export class FramedMessages<In, Out>
     if (decoder instanceof TransformStream) this.#stream = decoder;
     else {
       this.#decoder = decoder;
-      this.#filler = frameFiller(decoder);
+      const lends = decoder as SyncDecoder<Out>;
+      this.#reserves = typeof lends.reserve === "function" &&
+        typeof lends.commit === "function";
     }
     if (encoder instanceof TransformStream) this.#encoderStream = encoder;
     else {
@@ -197,15 +200,14 @@ export class FramedMessages<In, Out>
         // The socket read is awaited here, not in a function of the port's:
         // a promise fewer per read.
         let chunk: Uint8Array | null;
-        /** Bytes read straight into the decoder's frame under way. */
+        /** Bytes read straight into the decoder's message under way. */
         let direct = 0;
         try {
-          // The rest of a large frame is read into the frame: no window of
-          // fresh memory for it, and no copy.
-          const rest = this.#filler?.rest(
-            this.#decoder as never,
-            port.readSize,
-          );
+          // The rest of a large message is read into the memory its decoder
+          // reserves: no window of fresh memory for it, and no copy.
+          const rest = this.#reserves
+            ? (this.#decoder as SyncDecoder<Out>).reserve!(port.readSize)
+            : undefined;
           const into = rest !== undefined && rest.length >= DIRECT_READ
             ? port.startReadInto(rest)
             : undefined;
@@ -226,11 +228,7 @@ export class FramedMessages<In, Out>
             this.#ended = true;
             this.#decoder!.flush?.(this.#push);
           } else if (direct > 0) {
-            this.#filler!.filled(
-              this.#decoder as never,
-              direct,
-              this.#push as never,
-            );
+            (this.#decoder as SyncDecoder<Out>).commit!(direct, this.#push);
           } else {
             this.#decoder!.transform(chunk, this.#push);
             // Pipelined messages: hold their replies back, to leave

@@ -7,13 +7,11 @@
  */
 
 import { FrameTooLargeError, TruncatedFrameError } from "../_errors.ts";
-import {
-  type SyncTransformer,
-  SyncTransformStream,
-} from "../sync_transform.ts";
+import { SyncTransformStream } from "../sync_transform.ts";
 import { INITIAL_BUFFER, toBytes, view, writeMessage } from "./bytes.ts";
 import { copyBytes } from "../_connection/bytes.ts";
 import type { SyncEncoder } from "./sync_encoder.ts";
+import type { SyncDecoder } from "./sync_decoder.ts";
 import {
   type LengthPrefixOptions,
   type LengthPrefixPreset,
@@ -23,39 +21,6 @@ import {
   writeField,
 } from "./length_prefix_layout.ts";
 import { replace } from "./options.ts";
-
-/**
- * `framed()`'s way into the frame a {@linkcode LengthPrefixDecoder} has under
- * way, so that the rest of a large frame is read from the socket straight
- * into it: no read window of fresh memory, and no copy.
- */
-export interface FrameFiller {
-  /**
-   * Where the frame's next bytes go, or undefined when none is under way:
-   * room for `room` bytes, or for the rest of the frame when that is less.
-   * Its memory grows only as a read is made into it, so that a peer that
-   * announces a large frame and stalls holds little more than it sent.
-   */
-  rest(decoder: LengthPrefixDecoder, room: number): Uint8Array | undefined;
-  /** `n` bytes were read there: the frame is emitted once whole. */
-  filled(
-    decoder: LengthPrefixDecoder,
-    n: number,
-    emit: (frame: Uint8Array) => void,
-  ): void;
-}
-
-let filler: FrameFiller;
-
-/**
- * The filler of `decoder` when it is a {@linkcode LengthPrefixDecoder}
- * (not a subclass's, which may decode otherwise), else undefined.
- */
-export function frameFiller(decoder: object): FrameFiller | undefined {
-  return Object.getPrototypeOf(decoder) === LengthPrefixDecoder.prototype
-    ? filler
-    : undefined;
-}
 
 /**
  * Splits bytes into frames, each a header holding a length and then that
@@ -91,13 +56,13 @@ export function frameFiller(decoder: object): FrameFiller | undefined {
  * assert.deepEqual(frames, [new Uint8Array([7, 8]), new Uint8Array([9])]);
  * ```
  */
-export class LengthPrefixDecoder
-  implements SyncTransformer<Uint8Array, Uint8Array> {
+export class LengthPrefixDecoder implements SyncDecoder<Uint8Array> {
   /**
    * It keeps nothing of a chunk past the call (a message that spans chunks
    * is copied), so a connection's engine may lend it its reused read buffer
-   * (see {@linkcode SyncTransformer.input}); a message it emits as a view of
-   * the chunk is then valid until the engine's next read.
+   * (see `input` on {@linkcode SyncDecoder}, from `SyncTransformer`); a
+   * message it emits as a view of the chunk is then valid until the
+   * engine's next read.
    *
    * @experimental
    */
@@ -218,8 +183,34 @@ export class LengthPrefixDecoder
     }
   }
 
-  /** Where the next bytes of the frame under way go (see `FrameFiller`). */
-  #rest(room: number): Uint8Array | undefined {
+  /**
+   * Memory for the rest of a frame that spans chunks (`undefined` between
+   * frames), grown to hold `room` more bytes where the frame needs them:
+   * {@linkcode framed} reads a large frame's rest straight into it. See
+   * {@linkcode SyncDecoder.reserve}.
+   *
+   * @experimental
+   * @param room The most the caller will write at once.
+   * @returns A view of the frame's next bytes, at most `room` of them and
+   * never past its end, or `undefined`.
+   *
+   * @example The rest of a frame, in place
+   * ```ts
+   * import { LengthPrefixDecoder } from "@x/sock/framing";
+   * import assert from "node:assert/strict";
+   *
+   * const decoder = new LengthPrefixDecoder();
+   * const frames: Uint8Array[] = [];
+   * decoder.transform(new Uint8Array([0, 0, 0, 3, 7]), (f) => frames.push(f));
+   * const rest = decoder.reserve(1024)!;
+   * assert.equal(rest.length, 2);
+   * rest.set([8, 9]);
+   * decoder.commit(2, (f) => frames.push(f));
+   * assert.deepEqual(frames, [new Uint8Array([7, 8, 9])]);
+   * assert.equal(decoder.reserve(1024), undefined); // between frames
+   * ```
+   */
+  reserve(room: number): Uint8Array | undefined {
     let body = this.#body;
     if (body === undefined || this.#failed) return undefined;
     const fill = this.#bodyFill;
@@ -237,22 +228,32 @@ export class LengthPrefixDecoder
     return view(body, fill, want);
   }
 
-  /** `n` bytes were read where `#rest()` said. */
-  #filled(n: number, emit: (frame: Uint8Array) => void): void {
-    const fill = this.#bodyFill += n;
+  /**
+   * Takes the `n` bytes written at the start of what
+   * {@linkcode LengthPrefixDecoder.prototype.reserve} returned, emitting the
+   * frame once it is whole. See {@linkcode SyncDecoder.commit}.
+   *
+   * @experimental
+   * @param n How many bytes were written.
+   * @param emit Receives the frame they complete.
+   */
+  commit(n: number, emit: (frame: Uint8Array) => void): void {
+    if (this.#failed) throw this.#failure;
+    const fill = this.#bodyFill + n;
     const total = this.#bodyTotal;
+    if (this.#body === undefined || !(n >= 0 && fill <= total)) {
+      throw new RangeError(
+        `Cannot commit ${n} bytes to the frame under way: ${
+          this.#body === undefined ? 0 : total - this.#bodyFill
+        } bytes are reserved`,
+      );
+    }
+    this.#bodyFill = fill;
     if (fill === total) {
-      const body = this.#body!;
+      const body = this.#body;
       this.#body = undefined;
       emit(body.length === total ? body : body.subarray(0, total));
     }
-  }
-
-  static {
-    filler = {
-      rest: (decoder, room) => decoder.#rest(room),
-      filled: (decoder, n, emit) => decoder.#filled(n, emit),
-    };
   }
 
   #payloadLength(bytes: Uint8Array, at: number): number {

@@ -14,6 +14,7 @@ import {
   LineDecoderStream,
   LineEncoder,
   lines,
+  type SyncDecoder,
   type SyncEncoder,
   TextLineDecoder,
   TruncatedFrameError,
@@ -574,6 +575,66 @@ Deno.test("framed() rejects the iteration with the network's error when the peer
   messages.close(new Deno.errors.ConnectionReset("reset by the test"));
   await assert.rejects(next, Deno.errors.ConnectionReset);
   peer.close();
+});
+
+/** Records of `size` bytes; with `lend`, a `SyncDecoder` that lends them. */
+function records(size: number, lend: boolean): SyncDecoder<Uint8Array> {
+  let record = new Uint8Array(size);
+  let filled = 0;
+  const done = (emit: (record: Uint8Array) => void) => {
+    emit(record);
+    record = new Uint8Array(size);
+    filled = 0;
+  };
+  const decoder: SyncDecoder<Uint8Array> = {
+    transform(chunk, emit) {
+      for (let at = 0; at < chunk.length;) {
+        const take = Math.min(size - filled, chunk.length - at);
+        record.set(chunk.subarray(at, at + take), filled);
+        filled += take;
+        at += take;
+        if (filled === size) done(emit);
+      }
+    },
+  };
+  if (lend) {
+    decoder.reserve = (room) =>
+      filled === 0
+        ? undefined
+        : record.subarray(filled, Math.min(size, filled + room));
+    decoder.commit = (n, emit) => {
+      filled += n;
+      if (filled === size) done(emit);
+    };
+  }
+  return decoder;
+}
+
+Deno.test("framed(): a decoder of the user's own that lends its message under way (SyncDecoder.reserve) has the rest read straight into it", async () => {
+  const size = 100_000;
+  const input = Uint8Array.from({ length: size * 3 }, (_, i) => i % 251);
+  for (const lend of [true, false]) {
+    const [server, client] = pair("whole");
+    const reads = recordingReads(server);
+    await using peer = new Connection(client);
+    const messages = framed(reads.conn, {
+      decoder: () => new TransformStream(),
+      encoder: () => new TransformStream(),
+      syncDecoder: () => records(size, lend),
+    });
+    const sending = peer.write(input).then(() => peer.closeWrite());
+    const got: Uint8Array[] = [];
+    for await (const record of messages) got.push(record);
+    await sending;
+    messages.close();
+    assert.deepEqual(
+      got,
+      [0, 1, 2].map((r) => input.subarray(r * size, (r + 1) * size)),
+    );
+    const direct = got.filter((record) => reads.into.has(record.buffer));
+    // Without reserve(), every byte is read elsewhere and copied.
+    assert.equal(direct.length, lend ? 3 : 0, `lend: ${lend}`);
+  }
 });
 
 Deno.test("framed(): a reset while the rest of a large frame is read straight into it rejects the iteration with the network's error", async () => {

@@ -584,6 +584,57 @@ Deno.test("a length prefix announcing a large frame reserves memory only as byte
   assert.equal(frames[0]!.length, 8 << 20);
 });
 
+Deno.test("LengthPrefixDecoder.reserve() lends the rest of the frame under way, at most the room asked, and commit() takes it as transform() would", () => {
+  const decoder = new LengthPrefixDecoder({ maxFrameLength: 1 << 20 });
+  const frames: Uint8Array[] = [];
+  const emit = (frame: Uint8Array) => frames.push(frame.slice());
+  assert.equal(decoder.reserve(4096), undefined, "before any frame");
+  // A header announcing 100,000 bytes, and 3 of them.
+  decoder.transform(new Uint8Array([0, 1]), emit);
+  assert.equal(decoder.reserve(4096), undefined, "inside a header");
+  decoder.transform(new Uint8Array([0x86, 0xa0, 1, 2, 3]), emit);
+  const small = decoder.reserve(10)!;
+  assert.equal(small.length, 10, "no more than the room asked");
+  small.set([4, 5]);
+  decoder.commit(2, emit);
+  const large = decoder.reserve(1 << 20)!;
+  assert.equal(large.length, 100_000 - 5, "never past the frame's end");
+  large.fill(9, 0, 50_000);
+  decoder.commit(50_000, emit);
+  assert.equal(frames.length, 0);
+  // The rest through transform(), with the next frame's start behind it.
+  decoder.transform(
+    new Uint8Array([...new Uint8Array(49_995).fill(8), 0, 0, 0, 1, 6]),
+    emit,
+  );
+  assert.equal(frames.length, 2);
+  const [first, second] = frames as [Uint8Array, Uint8Array];
+  assert.equal(first.length, 100_000);
+  assert.deepEqual(first.subarray(0, 6), new Uint8Array([1, 2, 3, 4, 5, 9]));
+  assert.equal(first[50_004], 9);
+  assert.equal(first[50_005], 8);
+  assert.equal(first[99_999], 8);
+  assert.deepEqual(second, new Uint8Array([6]));
+  assert.equal(decoder.reserve(4096), undefined, "between frames");
+  // More than was lent is refused, with the numbers.
+  decoder.transform(new Uint8Array([0, 0, 0, 3, 1]), emit);
+  decoder.reserve(4096);
+  assert.throws(
+    () => decoder.commit(3, emit),
+    (error: unknown) =>
+      error instanceof RangeError &&
+      error.message ===
+        "Cannot commit 3 bytes to the frame under way: 2 bytes are reserved",
+  );
+  assert.throws(() => decoder.commit(-1, emit), RangeError);
+  decoder.commit(2, emit);
+  assert.deepEqual(frames.at(-1), new Uint8Array([1, 0, 0]));
+  // After a decoding error, as every call.
+  assert.throws(() => decoder.transform(new Uint8Array(5).fill(255), emit));
+  assert.equal(decoder.reserve(4096), undefined);
+  assert.throws(() => decoder.commit(1, emit), FrameTooLargeError);
+});
+
 Deno.test("truncated input is a TruncatedFrameError with the numbers, after the frames before it", () => {
   const cases: [LengthPrefixOptions, Uint8Array, number, number][] = [
     [{}, new Uint8Array([0, 0, 0, 5, 1, 2]), 6, 9],
