@@ -39,15 +39,13 @@ import {
   type Codec,
   framed,
   FrameTooLargeError,
+  type SyncDecoder,
   type SyncEncoder,
   TruncatedFrameError,
 } from "@x/sock/framing";
 import type { Connection } from "@x/sock/connection";
 import { serve } from "@x/sock/server";
-import {
-  type SyncTransformer,
-  SyncTransformStream,
-} from "@x/sock/sync-transform";
+import { SyncTransformStream } from "@x/sock/sync-transform";
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -174,7 +172,9 @@ export interface RespOptions {
  * read's bytes (`framed()` hands them out before the next read, and the
  * `SyncTransformer` contract says they are used up by then); only a command
  * cut short at the end of a read is copied, into `#rest`, and parsed again
- * once enough bytes have come.
+ * once enough bytes have come; `framed()` reads the bytes such a command
+ * still needs (a large value's rest) straight into `#rest` through
+ * `reserve()` and `commit()`.
  *
  * @throws {SyntaxError} A header that is not a number, an argument without
  * its `$`, a bulk string without its "\r\n".
@@ -182,8 +182,7 @@ export interface RespOptions {
  * @throws {TruncatedFrameError} From `flush()`: the input ended inside a
  * command.
  */
-export class CommandDecoder
-  implements SyncTransformer<Uint8Array, Uint8Array[]> {
+export class CommandDecoder implements SyncDecoder<Uint8Array[]> {
   readonly #max: number;
   /** A command cut short by the end of a read, with room to grow. */
   #rest = new Uint8Array(0);
@@ -204,13 +203,40 @@ export class CommandDecoder
   }
 
   transform(chunk: Uint8Array, emit: (args: Uint8Array[]) => void): void {
-    let bytes = chunk;
     if (this.#restLength > 0) {
       this.#append(chunk);
-      if (this.#restLength < this.#need) return;
-      bytes = this.#rest.subarray(0, this.#restLength);
-      this.#restLength = 0;
+      this.#parseRest(emit);
+    } else this.#parse(chunk, emit);
+  }
+
+  /** Room in `#rest` for bytes the cut command needs, for `framed()` to read into. */
+  reserve(room: number): Uint8Array | undefined {
+    const length = this.#restLength;
+    if (length === 0 || length >= this.#need) return undefined;
+    const want = Math.min(this.#need, length + room);
+    if (want > this.#rest.length) {
+      const grown = new Uint8Array(Math.max(want, this.#rest.length * 2));
+      grown.set(this.#rest.subarray(0, length));
+      this.#rest = grown;
     }
+    return this.#rest.subarray(length, want);
+  }
+
+  /** Takes `n` bytes read where `reserve()` said. */
+  commit(n: number, emit: (args: Uint8Array[]) => void): void {
+    this.#restLength += n;
+    this.#parseRest(emit);
+  }
+
+  /** Parses the cut command once it has what it needs. */
+  #parseRest(emit: (args: Uint8Array[]) => void): void {
+    if (this.#restLength < this.#need) return;
+    const bytes = this.#rest.subarray(0, this.#restLength);
+    this.#restLength = 0;
+    this.#parse(bytes, emit);
+  }
+
+  #parse(bytes: Uint8Array, emit: (args: Uint8Array[]) => void): void {
     let at = 0;
     while (at < bytes.length) {
       const end = bytes[at] === STAR

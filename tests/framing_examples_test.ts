@@ -299,6 +299,58 @@ Deno.test("examples/redis_server.ts CommandDecoder decodes a pipelined stream th
   }
 });
 
+Deno.test("examples/redis_server.ts CommandDecoder lends the rest of a large value (reserve/commit), with the same commands however the bytes are split between transform() and commit()", () => {
+  const value = "v".repeat(50_000) + "\r\n" + "w".repeat(50_000);
+  const input = encoder.encode(
+    resp("SET", "k", value) + resp("GET", "k") + "PING\r\n",
+  );
+  const expected = [["SET", "k", value], ["GET", "k"], ["PING"]];
+  for (const first of [1, 10, 1000, 60_000]) {
+    for (const room of [7, 4096, 65536]) {
+      const label = `first ${first}, room ${room}`;
+      const decoder = new CommandDecoder();
+      const out: string[][] = [];
+      const emit = (args: Uint8Array[]) =>
+        out.push(args.map((arg) => decoder_.decode(arg)));
+      decoder.transform(input.subarray(0, first), emit);
+      let lent = 0;
+      for (let at = first; at < input.length;) {
+        // As framed() does: into what the decoder lends, else a chunk.
+        const into = decoder.reserve(room);
+        const n = Math.min(into?.length ?? room, input.length - at);
+        if (into) {
+          assert.ok(into.length <= room, label);
+          into.set(input.subarray(at, at + n));
+          decoder.commit(n, emit);
+          lent += n;
+        } else decoder.transform(input.subarray(at, at + n), emit);
+        at += n;
+      }
+      decoder.flush();
+      assert.deepEqual(out, expected, label);
+      if (room > 7 && first <= 1000) {
+        assert.ok(lent > 90_000, `${label}: ${lent} bytes lent`);
+      }
+    }
+  }
+});
+
+Deno.test("examples/redis_server.ts stores and gives back a value larger than a read, byte for byte", async () => {
+  await using server = redisServer();
+  const value = Array.from({ length: 300_000 }, (_, i) => "abc\r\n"[i % 5]!)
+    .join("");
+  await using conn = new Connection(
+    await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+  );
+  await conn.write(
+    encoder.encode(resp("SET", "big", value) + resp("GET", "big")),
+  );
+  await conn.closeWrite();
+  const answer = await new Response(conn.readable).text();
+  assert.equal(answer, `+OK\r\n$300000\r\n${value}\r\n`);
+  assert.deepEqual(server.store.get("big"), encoder.encode(value));
+});
+
 Deno.test("examples/redis_server.ts resp() decoder stream gives the same commands as the sync decoder", async () => {
   for (const { name, stream } of chunkings(PIPELINE_BYTES)) {
     const commands = await Array.fromAsync(
