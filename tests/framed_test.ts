@@ -225,6 +225,26 @@ Deno.test("framed(): the rest of a large length-prefixed frame is read straight 
             assert.ok(reads.into.has(frame.buffer), `${what}: frame ${f}`);
           }
         }
+        // The same through batches and through the readable view.
+        for (const view of ["batch", "readable"] as const) {
+          const [server, client] = pair(how);
+          await using peer = new Connection(client);
+          const sending = peer.write(concat(frames)).then(() =>
+            peer.closeWrite()
+          );
+          const got: Uint8Array[] = [];
+          if (view === "batch") {
+            const batches = framed(server, codec, { batch: true });
+            for await (const batch of batches) got.push(...batch);
+            batches.close();
+          } else {
+            const messages = framed(server, codec);
+            for await (const message of messages.readable) got.push(message);
+            messages.close();
+          }
+          await sending;
+          assert.deepEqual(got, expected, `${what}, ${view}`);
+        }
       } else if (how === "one-byte") {
         // Reads that bring a byte stay small, and a frame's memory is not
         // grown ahead of them: a peer that announces a large frame and
