@@ -211,21 +211,10 @@ export class LengthPrefixDecoder implements SyncDecoder<Uint8Array> {
    * ```
    */
   reserve(room: number): Uint8Array | undefined {
-    let body = this.#body;
-    if (body === undefined || this.#failed) return undefined;
+    if (this.#body === undefined || this.#failed) return undefined;
     const fill = this.#bodyFill;
-    const total = this.#bodyTotal;
-    const want = Math.min(total, fill + room);
-    if (body.length < want) {
-      // By doublings at least: a large frame is copied a few times, not at
-      // every read.
-      const grown = new Uint8Array(
-        Math.max(want, Math.min(total, body.length * 2)),
-      );
-      grown.set(body.subarray(0, fill));
-      body = this.#body = grown;
-    }
-    return view(body, fill, want);
+    const want = Math.min(this.#bodyTotal, fill + room);
+    return view(this.#bodyFor(want), fill, want);
   }
 
   /**
@@ -248,12 +237,7 @@ export class LengthPrefixDecoder implements SyncDecoder<Uint8Array> {
         } bytes are reserved`,
       );
     }
-    this.#bodyFill = fill;
-    if (fill === total) {
-      const body = this.#body;
-      this.#body = undefined;
-      emit(body.length === total ? body : body.subarray(0, total));
-    }
+    this.#filled(fill, emit);
   }
 
   #payloadLength(bytes: Uint8Array, at: number): number {
@@ -299,24 +283,36 @@ export class LengthPrefixDecoder implements SyncDecoder<Uint8Array> {
     i: number,
     emit: (frame: Uint8Array) => void,
   ): number {
-    let body = this.#body!;
-    const total = this.#bodyTotal;
-    const take = Math.min(total - this.#bodyFill, chunk.length - i);
+    const take = Math.min(this.#bodyTotal - this.#bodyFill, chunk.length - i);
     const fill = this.#bodyFill + take;
-    if (fill > body.length) {
-      const grown = new Uint8Array(
-        Math.min(total, Math.max(fill, body.length * 2)),
-      );
-      grown.set(body.subarray(0, this.#bodyFill));
-      body = this.#body = grown;
-    }
-    body.set(chunk.subarray(i, i + take), this.#bodyFill);
-    this.#bodyFill = fill;
-    if (fill === total) {
-      this.#body = undefined;
-      emit(body.length === total ? body : body.subarray(0, total));
-    }
+    this.#bodyFor(fill).set(chunk.subarray(i, i + take), this.#bodyFill);
+    this.#filled(fill, emit);
     return i + take;
+  }
+
+  /**
+   * The frame's buffer, grown to hold `length` bytes (at most the frame's)
+   * by doublings at least, so that a large frame is copied a few times, not
+   * at every chunk.
+   */
+  #bodyFor(length: number): Uint8Array {
+    const body = this.#body!;
+    if (length <= body.length) return body;
+    const grown = new Uint8Array(
+      Math.min(this.#bodyTotal, Math.max(length, body.length * 2)),
+    );
+    grown.set(body.subarray(0, this.#bodyFill));
+    return this.#body = grown;
+  }
+
+  /** The frame's bytes now reach `fill`: it is emitted once whole. */
+  #filled(fill: number, emit: (frame: Uint8Array) => void): void {
+    this.#bodyFill = fill;
+    const total = this.#bodyTotal;
+    if (fill < total) return;
+    const body = this.#body!;
+    this.#body = undefined;
+    emit(body.length === total ? body : body.subarray(0, total));
   }
 
   #oversize(payload: number, emit: (frame: Uint8Array) => void): void {
