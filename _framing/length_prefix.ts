@@ -74,6 +74,8 @@ export class LengthPrefixDecoder implements SyncDecoder<Uint8Array> {
   #body: Uint8Array | undefined = undefined;
   #bodyFill = 0;
   #bodyTotal = 0;
+  /** What the last `reserve()` lent, until bytes are added to the frame. */
+  #lent = 0;
   /** Bytes of a dropped frame still to skip, and its payload length. */
   #skip = 0;
   #skipTotal = 0;
@@ -214,6 +216,7 @@ export class LengthPrefixDecoder implements SyncDecoder<Uint8Array> {
     if (this.#body === undefined || this.#failed) return undefined;
     const fill = this.#bodyFill;
     const want = Math.min(this.#bodyTotal, fill + room);
+    this.#lent = want - fill;
     return view(this.#bodyFor(want), fill, want);
   }
 
@@ -228,16 +231,13 @@ export class LengthPrefixDecoder implements SyncDecoder<Uint8Array> {
    */
   commit(n: number, emit: (frame: Uint8Array) => void): void {
     if (this.#failed) throw this.#failure;
-    const fill = this.#bodyFill + n;
-    const total = this.#bodyTotal;
-    if (this.#body === undefined || !(n >= 0 && fill <= total)) {
+    const lent = this.#lent;
+    if (!(n >= 0 && n <= lent)) {
       throw new RangeError(
-        `Cannot commit ${n} bytes to the frame under way: ${
-          this.#body === undefined ? 0 : total - this.#bodyFill
-        } bytes are reserved`,
+        `Cannot commit ${n} bytes to the frame under way: ${lent} bytes are reserved`,
       );
     }
-    this.#filled(fill, emit);
+    this.#filled(this.#bodyFill + n, emit);
   }
 
   #payloadLength(bytes: Uint8Array, at: number): number {
@@ -308,6 +308,7 @@ export class LengthPrefixDecoder implements SyncDecoder<Uint8Array> {
   /** The frame's bytes now reach `fill`: it is emitted once whole. */
   #filled(fill: number, emit: (frame: Uint8Array) => void): void {
     this.#bodyFill = fill;
+    this.#lent = 0; // what reserve() lent is used, or stale
     const total = this.#bodyTotal;
     if (fill < total) return;
     const body = this.#body!;

@@ -595,6 +595,13 @@ Deno.test("LengthPrefixDecoder.reserve() lends the rest of the frame under way, 
   decoder.transform(new Uint8Array([0x86, 0xa0, 1, 2, 3]), emit);
   const small = decoder.reserve(10)!;
   assert.equal(small.length, 10, "no more than the room asked");
+  assert.throws(
+    () => decoder.commit(11, emit),
+    (error: unknown) =>
+      error instanceof RangeError &&
+      error.message ===
+        "Cannot commit 11 bytes to the frame under way: 10 bytes are reserved",
+  );
   small.set([4, 5]);
   decoder.commit(2, emit);
   const large = decoder.reserve(1 << 20)!;
