@@ -42,23 +42,30 @@ function pair(how: "one-byte" | "random" | "whole", bufferSize = 1 << 20) {
 
 const CHUNKINGS = ["one-byte", "random", "whole"] as const;
 
+/** `conn` with its `read()` or `write()` (a system call) replaced by `call`. */
+function intercepting<T extends Deno.Conn, K extends "read" | "write">(
+  conn: T,
+  method: K,
+  call: T[K],
+): T {
+  return new Proxy(conn, {
+    get(target, key) {
+      if (key === method) return call;
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 /** `conn`, and how many times its `write()` (a system call) was called. */
 function countingWrites<T extends Deno.Conn>(conn: T): {
   conn: T;
   readonly writes: number;
 } {
   const counted = { conn, writes: 0 };
-  counted.conn = new Proxy(conn, {
-    get(target, key) {
-      if (key === "write") {
-        return (bytes: Uint8Array) => {
-          counted.writes++;
-          return target.write(bytes);
-        };
-      }
-      const value = Reflect.get(target, key);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
+  counted.conn = intercepting(conn, "write", (bytes: Uint8Array) => {
+    counted.writes++;
+    return conn.write(bytes);
   });
   return counted;
 }
@@ -169,18 +176,10 @@ function recordingReads<T extends Deno.Conn>(conn: T): {
   readonly largest: number;
 } {
   const recorded = { conn, into: new Set<ArrayBufferLike>(), largest: 0 };
-  recorded.conn = new Proxy(conn, {
-    get(target, key) {
-      if (key === "read") {
-        return (buffer: Uint8Array) => {
-          recorded.into.add(buffer.buffer);
-          recorded.largest = Math.max(recorded.largest, buffer.length);
-          return target.read(buffer);
-        };
-      }
-      const value = Reflect.get(target, key);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
+  recorded.conn = intercepting(conn, "read", (buffer: Uint8Array) => {
+    recorded.into.add(buffer.buffer);
+    recorded.largest = Math.max(recorded.largest, buffer.length);
+    return conn.read(buffer);
   });
   return recorded;
 }
@@ -664,19 +663,11 @@ Deno.test("framed(): a reset while the rest of a large frame is read straight in
   // The read made once every byte sent has been taken: it waits.
   let taken = 0;
   const { promise: waiting, resolve } = Promise.withResolvers<Uint8Array>();
-  const conn = new Proxy(server, {
-    get(target, key) {
-      if (key === "read") {
-        return async (buffer: Uint8Array) => {
-          if (taken === sent.length) resolve(buffer);
-          const n = await target.read(buffer);
-          taken += n ?? 0;
-          return n;
-        };
-      }
-      const value = Reflect.get(target, key);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
+  const conn = intercepting(server, "read", async (buffer: Uint8Array) => {
+    if (taken === sent.length) resolve(buffer);
+    const n = await server.read(buffer);
+    taken += n ?? 0;
+    return n;
   });
   const messages = framed(conn, lengthPrefixed({ maxFrameLength: 1 << 20 }));
   const peer = new Connection(client);
