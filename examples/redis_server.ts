@@ -214,12 +214,7 @@ export class CommandDecoder implements SyncDecoder<Uint8Array[]> {
     const length = this.#restLength;
     if (length === 0 || length >= this.#need) return undefined;
     const want = Math.min(this.#need, length + room);
-    if (want > this.#rest.length) {
-      const grown = new Uint8Array(Math.max(want, this.#rest.length * 2));
-      grown.set(this.#rest.subarray(0, length));
-      this.#rest = grown;
-    }
-    return this.#rest.subarray(length, want);
+    return this.#restFor(want).subarray(length, want);
   }
 
   /** Takes `n` bytes read where `reserve()` said. */
@@ -263,13 +258,16 @@ export class CommandDecoder implements SyncDecoder<Uint8Array[]> {
 
   #append(chunk: Uint8Array): void {
     const length = this.#restLength + chunk.length;
-    if (length > this.#rest.length) {
-      const grown = new Uint8Array(Math.max(length, this.#rest.length * 2));
-      grown.set(this.#rest.subarray(0, this.#restLength));
-      this.#rest = grown;
-    }
-    this.#rest.set(chunk, this.#restLength);
+    this.#restFor(length).set(chunk, this.#restLength);
     this.#restLength = length;
+  }
+
+  /** `#rest`, grown (by doublings at least) to hold `length` bytes. */
+  #restFor(length: number): Uint8Array {
+    if (length <= this.#rest.length) return this.#rest;
+    const grown = new Uint8Array(Math.max(length, this.#rest.length * 2));
+    grown.set(this.#rest.subarray(0, this.#restLength));
+    return this.#rest = grown;
   }
 
   /**
